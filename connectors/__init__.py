@@ -1,0 +1,1 @@
+"""Metric sources and action sinks behind one small interface and a registry."""

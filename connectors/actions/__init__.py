@@ -1,0 +1,1 @@
+"""Action sinks for the RADAR Deployment stage (webhook, sql, file, python + plugins)."""

@@ -1,0 +1,222 @@
+"""The connector interface: a config model per type and `fetch(query, window) -> rows`.
+
+A connector answers one question: the rows of a metric for a window of periods. The default
+`measure` aggregates them per period and runs the period's data checks in pandas; connectors
+that can push that work down to their source (SQL) override `measure`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from cycles.errors import ConnectorError
+from cycles.periods import Period
+from cycles.values import CheckResult, PeriodValue
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from cycles.checks import ExpectationSpec
+
+    from cycles.declaration.model import MetricSpec
+
+    Evaluate = Callable[[pd.DataFrame, Sequence[ExpectationSpec]], list[CheckResult]]
+
+
+class ConnectorConfig(BaseModel):
+    """Base of every connector's config; subclasses narrow `type` to a Literal."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+
+
+class MetricQuery(BaseModel):
+    """Base of a connector's metric `query:` block."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The periods a metric is asked for: the baseline and, last, the period under review."""
+
+    periods: tuple[Period, ...]
+
+    @property
+    def current(self) -> Period:
+        return self.periods[-1]
+
+    @property
+    def start(self) -> date:
+        return self.periods[0].start
+
+    @property
+    def end(self) -> date:
+        return self.periods[-1].end
+
+
+@dataclass
+class Measurement:
+    """Per-period values of one metric over a window, and the checks of its last period."""
+
+    values: list[PeriodValue]
+    checks: list[CheckResult] = field(default_factory=list)
+
+
+class SchemaError(ConnectorError):
+    """The source lacks a column the declaration names; `key` is the metric key that names it."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class Connector(ABC):
+    """A metric source. Subclasses set `type`, `Config` and optionally `Query`."""
+
+    type: ClassVar[str]
+    Config: ClassVar[type[ConnectorConfig]]
+    Query: ClassVar[type[MetricQuery]] = MetricQuery
+
+    def __init__(self, name: str, config: ConnectorConfig, *, base_dir: Path) -> None:
+        self.name = name
+        self.config = config
+        self.base_dir = base_dir
+
+    @abstractmethod
+    def fetch(self, query: Any, window: Window, columns: Sequence[str]) -> pd.DataFrame:
+        """Rows of the metric (at least `columns`); may include rows outside the window."""
+
+    def columns(self, query: Any) -> list[str] | None:
+        """The columns the source offers, when it can tell cheaply (None: unknown)."""
+        return None
+
+    def measure(
+        self,
+        metric: MetricSpec,
+        window: Window,
+        expectations: Sequence[ExpectationSpec] = (),
+        evaluate: Evaluate | None = None,
+    ) -> Measurement:
+        """Per-period values over `window`, and the data checks on the rows of its last period."""
+        from cycles.checks import required_columns
+
+        query = self.Query.model_validate(metric.query)
+        check_columns = required_columns(expectations)
+        needed = list(dict.fromkeys([metric.period, *metric.value_columns, *check_columns]))
+        self.require_columns(query, metric, check_columns)
+        rows = self.fetch(query, window, needed)
+        labelled = label_periods(rows, metric, window)
+        values = aggregate(labelled, metric, window)
+        checks: list[CheckResult] = []
+        if expectations and evaluate is not None:
+            current = labelled[labelled["__period"] == str(window.current)]
+            present = [c for c in dict.fromkeys(check_columns) if c in current.columns]
+            checks = evaluate(current[present].reset_index(drop=True), expectations)
+        return Measurement(values=values, checks=checks)
+
+    def require_columns(self, query: Any, metric: MetricSpec, check_columns: Sequence[str]) -> None:
+        """Raise SchemaError when the source is known to lack a column the metric names."""
+        available = self.columns(query)
+        if available is None:
+            return
+        for key, column in metric.column_keys():
+            if column not in available:
+                raise SchemaError(
+                    f"column {column!r} not found in connector {self.name!r} "
+                    f"(columns: {', '.join(map(str, available))})",
+                    key=key,
+                )
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most connectors hold nothing
+        """Release connections; the default holds none."""
+
+
+def label_periods(rows: pd.DataFrame, metric: MetricSpec, window: Window) -> pd.DataFrame:
+    """Rows inside the window, with a `__period` column naming the period that holds each row."""
+    import pandas as pd
+
+    if metric.period not in rows.columns:
+        raise SchemaError(f"column {metric.period!r} not found", key="period")
+    stamps = _to_naive_timestamps(rows[metric.period], metric.period)
+    starts = [pd.Timestamp(p.start) for p in window.periods]
+    ends = [pd.Timestamp(p.end) for p in window.periods]
+    inside = (stamps >= starts[0]) & (stamps < ends[-1])
+    rows = rows.loc[inside].copy()
+    stamps = stamps[inside]
+    labels = pd.Series(None, index=rows.index, dtype="object")
+    for period, start, end in zip(window.periods, starts, ends, strict=True):
+        labels[(stamps >= start) & (stamps < end)] = str(period)
+    rows["__period"] = labels
+    return rows
+
+
+def _to_naive_timestamps(column: pd.Series, name: str) -> pd.Series:
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(column):
+        stamps = column
+    else:
+        try:
+            stamps = pd.to_datetime(column, format="ISO8601", utc=False)
+        except (ValueError, TypeError) as exc:
+            try:
+                stamps = pd.to_datetime(column, format="mixed")
+            except (ValueError, TypeError):
+                raise SchemaError(
+                    f"column {name!r} holds values that are not dates or timestamps ({exc})",
+                    key="period",
+                ) from exc
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    return stamps
+
+
+def aggregate(labelled: pd.DataFrame, metric: MetricSpec, window: Window) -> list[PeriodValue]:
+    """Per period: the mean of `value`, or sum(numerator) / sum(denominator)."""
+    import pandas as pd
+
+    grouped = labelled.groupby("__period", sort=False)
+    out: list[PeriodValue] = []
+    if metric.value is not None:
+        numbers = pd.to_numeric(labelled[metric.value], errors="coerce")
+        means = numbers.groupby(labelled["__period"]).mean()
+        counts = grouped.size()
+        for period in window.periods:
+            label = str(period)
+            mean = means.get(label)
+            out.append(
+                PeriodValue(
+                    period=label,
+                    value=None if mean is None or pd.isna(mean) else float(mean),
+                    rows=int(counts.get(label, 0)),
+                )
+            )
+        return out
+    assert metric.numerator is not None and metric.denominator is not None
+    num = pd.to_numeric(labelled[metric.numerator], errors="coerce").groupby(labelled["__period"])
+    den = pd.to_numeric(labelled[metric.denominator], errors="coerce").groupby(labelled["__period"])
+    sums_n, sums_d, counts = num.sum(min_count=1), den.sum(min_count=1), grouped.size()
+    for period in window.periods:
+        label = str(period)
+        n, d = sums_n.get(label), sums_d.get(label)
+        n = None if n is None or pd.isna(n) else float(n)
+        d = None if d is None or pd.isna(d) else float(d)
+        value = n / d if n is not None and d else None
+        out.append(
+            PeriodValue(
+                period=label,
+                value=value,
+                rows=int(counts.get(label, 0)),
+                numerator=n,
+                denominator=d,
+            )
+        )
+    return out

@@ -1,0 +1,120 @@
+"""CSV and Parquet files as metric sources."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from connectors.base import Connector, ConnectorConfig, MetricQuery, SchemaError, Window
+from cycles.errors import ConnectorError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class FileQuery(MetricQuery):
+    """`filter: {column: value}` keeps rows whose column equals the value (or is in a list)."""
+
+    filter: dict[str, Any] = Field(default_factory=dict)
+
+
+class FileConfig(ConnectorConfig):
+    path: Path
+
+
+class FileConnector(Connector):
+    """Shared by CSV and Parquet: resolve the path, read only the needed columns, filter."""
+
+    Query: ClassVar[type[MetricQuery]] = FileQuery
+    config: FileConfig
+
+    @property
+    def path(self) -> Path:
+        path = Path(self.config.path).expanduser()
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    def check_exists(self) -> None:
+        if not self.path.is_file():
+            raise SchemaError(f"file not found: {self.path}", key="path")
+
+    def fetch(self, query: Any, window: Window, columns: Sequence[str]) -> pd.DataFrame:
+        import pandas as pd
+
+        self.check_exists()
+        wanted = list(dict.fromkeys([*columns, *query.filter]))
+        missing = [c for c in wanted if c not in (self.columns(query) or wanted)]
+        if missing:
+            raise SchemaError(f"column {missing[0]!r} not found in {self.path}", key="columns")
+        try:
+            frame = self._read(wanted)
+        except (OSError, ValueError) as exc:
+            raise ConnectorError(
+                f"connector {self.name!r}: cannot read {self.path}: {exc}"
+            ) from exc
+        for column, expected in query.filter.items():
+            values = expected if isinstance(expected, list) else [expected]
+            frame = frame[frame[column].isin(values)]
+        return pd.DataFrame(frame)
+
+    def _read(self, columns: list[str]) -> pd.DataFrame:
+        raise NotImplementedError
+
+
+class CsvConfig(FileConfig):
+    type: Literal["csv"] = "csv"
+    delimiter: str = ","
+    encoding: str = "utf-8"
+
+
+class CsvConnector(FileConnector):
+    type = "csv"
+    Config = CsvConfig
+    config: CsvConfig
+
+    def columns(self, query: Any) -> list[str] | None:
+        self.check_exists()
+        import csv
+
+        with self.path.open(newline="", encoding=self.config.encoding) as handle:
+            header = next(csv.reader(handle, delimiter=self.config.delimiter), [])
+        return [name.strip() for name in header]
+
+    def _read(self, columns: list[str]) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.read_csv(
+            self.path,
+            usecols=columns,
+            sep=self.config.delimiter,
+            encoding=self.config.encoding,
+            skipinitialspace=True,
+        )
+
+
+class ParquetConfig(FileConfig):
+    type: Literal["parquet"] = "parquet"
+
+
+class ParquetConnector(FileConnector):
+    type = "parquet"
+    Config = ParquetConfig
+    config: ParquetConfig
+
+    def columns(self, query: Any) -> list[str] | None:
+        self.check_exists()
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.read_schema(self.path).names)
+        except (OSError, ValueError) as exc:
+            raise ConnectorError(
+                f"connector {self.name!r}: cannot read {self.path}: {exc}"
+            ) from exc
+
+    def _read(self, columns: list[str]) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.read_parquet(self.path, columns=columns)

@@ -1,0 +1,1 @@
+"""radar-cycles: RADAR / PDCA improvement cycles as Prefect flows."""

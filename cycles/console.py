@@ -1,0 +1,137 @@
+"""How cycles look in a terminal (rich). The CLI prints only through here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from cycles.record import CycleRecord
+from cycles.secrets import redact
+
+DECISION_STYLE = {
+    "keep": "green",
+    "achieved": "bold green",
+    "adjust": "yellow",
+    "switch": "magenta",
+    "hold": "red",
+}
+
+
+def console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output: one JSON document on stdout, secrets redacted."""
+    sys.stdout.write(redact(json.dumps(data, indent=2, default=str)) + "\n")
+
+
+def error_line(message: str) -> None:
+    sys.stderr.write(f"radar: {redact(message)}\n")
+
+
+def fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def approach_text(approach: Any) -> str:
+    if approach is None:
+        return "-"
+    params = ", ".join(f"{k}={v}" for k, v in approach.params.items())
+    return f"{approach.name}" + (f" ({params})" if params else "")
+
+
+def decision_text(record: CycleRecord) -> str:
+    if record.decision is None:
+        return "[dim]not reviewed[/]"
+    style = DECISION_STYLE.get(record.decision.value, "")
+    return f"[{style}]{record.decision.value}[/]"
+
+
+def short_reasons(record: CycleRecord, limit: int = 2) -> str:
+    """The decision's summary, else its first reasons."""
+    summary = record.extra.get("summary")
+    if summary:
+        return str(summary)
+    return "; ".join(record.reasons[:limit]) + (" …" if len(record.reasons) > limit else "")
+
+
+def cycle_line(record: CycleRecord) -> str:
+    """One line per cycle: period, value vs target, decision, reasons, next approach."""
+    cmp = "≥" if record.direction == "increase" else "≤"
+    decision = record.decision.value if record.decision else "-"
+    style = DECISION_STYLE.get(decision, "dim")
+    return (
+        f"[bold]{record.period}[/]  {fmt(record.result_value):>6} vs {cmp} {fmt(record.target):<5}"
+        f" [{style}]{decision:<8}[/] {short_reasons(record)}  [dim]→ next:[/] "
+        f"{approach_text(record.next_approach)}"
+    )
+
+
+def print_summary(record: CycleRecord) -> None:
+    """The readable form of `radar run`."""
+    from rich.table import Table
+
+    out = console()
+    title = f"{record.outcome} · {record.period}" + (
+        "  [yellow](dry run)[/]" if record.dry_run else ""
+    )
+    out.print(f"[bold]{title}[/]  {record.title}")
+    stages = ", ".join(s.value for s in record.stages) or "none (nothing was due)"
+    out.print(f"  stages run: {stages}")
+    table = Table(show_header=False, box=None, pad_edge=False)
+    cmp = "≥" if record.direction == "increase" else "≤"
+    table.add_row(
+        "result",
+        f"{record.result_metric} = {fmt(record.result_value)} (target {cmp} {fmt(record.target)}; stood at {fmt(record.standing)})",
+    )
+    table.add_row("approach", approach_text(record.approach))
+    if record.actions:
+        table.add_row(
+            "actions",
+            ", ".join(
+                f"{a.name}: {a.status}"
+                + (f" (reach {fmt(a.reach)})" if a.reach is not None else "")
+                for a in record.actions
+            ),
+        )
+    table.add_row("checks", f"{record.checks.passed} passed, {record.checks.failed} failed")
+    if record.limits is not None:
+        lim = record.limits
+        table.add_row(
+            "XmR limits",
+            f"{fmt(lim.lower)} .. {fmt(lim.centre)} .. {fmt(lim.upper)} ({len(lim.baseline)} baseline periods)",
+        )
+    table.add_row("decision", decision_text(record))
+    for reason in record.reasons:
+        table.add_row("", f"· {redact(reason)}")
+    table.add_row("next", approach_text(record.next_approach))
+    out.print(table)
+
+
+def print_history(records: Iterable[CycleRecord], outcome: str) -> None:
+    from rich.table import Table
+
+    rows = list(records)
+    out = console()
+    if not rows:
+        out.print(f"no cycles recorded for {outcome!r}")
+        return
+    table = Table(title=f"{outcome}: {len(rows)} cycles", title_justify="left")
+    for column in ("period", "approach", "value", "target", "decision", "reasons", "next approach"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r.period,
+            approach_text(r.approach),
+            fmt(r.result_value),
+            fmt(r.target),
+            decision_text(r),
+            redact(short_reasons(r, 3)),
+            approach_text(r.next_approach),
+        )
+    out.print(table)

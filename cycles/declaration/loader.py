@@ -1,0 +1,259 @@
+"""Read declarations: YAML with line numbers, `${NAME}` from the environment, or Python modules.
+
+Every problem becomes one DeclarationError naming the file, the line and the key path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from cycles import secrets
+from cycles.declaration.errors import Loc, resolve
+from cycles.declaration.model import Outcome
+from cycles.errors import DeclarationError
+
+YAML_SUFFIXES = (".yaml", ".yml")
+_ENV = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def key_path(loc: Loc) -> str:
+    """("approaches", 0, "params") -> "approaches[0].params"."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load(path: Path | str) -> Outcome:
+    """Load the one outcome declared in a YAML or Python file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DeclarationError(f"no such declaration file: {path}")
+    if path.suffix == ".py":
+        outcomes = load_python(path)
+        if len(outcomes) != 1:
+            raise DeclarationError(
+                f"expected one Outcome in {path}, found {len(outcomes)}; name the outcome instead",
+                file=path,
+            )
+        return outcomes[0]
+    return load_yaml(path)
+
+
+# -- YAML -------------------------------------------------------------------------------------
+def load_yaml(path: Path) -> Outcome:
+    data, lines = read_yaml(path)
+    if not isinstance(data, dict):
+        raise DeclarationError(
+            "a declaration is a mapping of keys (outcome:, title:, ...)", file=path, line=1
+        )
+    data = _substitute_env(data, (), path, lines)
+    try:
+        outcome = Outcome.model_validate(data)
+    except ValidationError as exc:
+        raise _located_error(exc, path, lines) from None
+    return outcome.with_source(path, lines)
+
+
+def read_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
+    """Parse YAML keeping the (1-based) line of every key and list item."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = YAML(typ="rt")
+    try:
+        text = path.read_text(encoding="utf-8")
+        tree = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise DeclarationError(f"YAML syntax error: {problem}", file=path, line=line) from None
+    except (YAMLError, UnicodeDecodeError, OSError) as exc:
+        raise DeclarationError(f"cannot read YAML: {exc}", file=path) from None
+    lines: dict[Loc, int] = {(): 1}
+    return _plain(tree, (), lines), lines
+
+
+def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if isinstance(node, CommentedMap):
+        out = {}
+        for key, value in node.items():
+            child = (*loc, str(key))
+            lines[child] = node.lc.key(key)[0] + 1
+            out[str(key)] = _plain(value, child, lines)
+        return out
+    if isinstance(node, CommentedSeq):
+        items = []
+        for i, value in enumerate(node):
+            lines[(*loc, i)] = node.lc.item(i)[0] + 1
+            items.append(_plain(value, (*loc, i), lines))
+        return items
+    if isinstance(node, str):
+        return str(node)
+    return node
+
+
+def _substitute_env(node: Any, loc: Loc, path: Path, lines: dict[Loc, int]) -> Any:
+    if isinstance(node, dict):
+        return {k: _substitute_env(v, (*loc, k), path, lines) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute_env(v, (*loc, i), path, lines) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+        return _expand(node, loc, path, lines)
+    return node
+
+
+def _expand(text: str, loc: Loc, path: Path, lines: dict[Loc, int]) -> str:
+    def value(match: re.Match[str]) -> str:
+        if match.group(1):  # $${NAME} is a literal ${NAME}
+            return "${" + match.group(2) + "}"
+        name = match.group(2)
+        if name not in os.environ:
+            raise DeclarationError(
+                f"environment variable {name} is not set",
+                file=path,
+                line=_line(lines, loc),
+                key=key_path(loc),
+            )
+        secret = os.environ[name]
+        secrets.remember(secret)
+        return secret
+
+    return _ENV.sub(value, text)
+
+
+def _line(lines: dict[Loc, int], loc: Loc) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _located_error(exc: ValidationError, path: Path, lines: dict[Loc, int]) -> DeclarationError:
+    errors = [resolve(err) for err in exc.errors(include_url=False)]
+    # report the first problem in file order, so fixing top to bottom works
+    errors.sort(key=lambda e: _line(lines, e[0]) or 0)
+    loc, message = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return DeclarationError(
+        secrets.redact(message) + more, file=path, line=_line(lines, loc), key=key_path(loc) or None
+    )
+
+
+# -- Python -----------------------------------------------------------------------------------
+def load_python(path: Path) -> list[Outcome]:
+    """Import a Python declaration and return the Outcome objects it defines at module level."""
+    import importlib.util
+
+    module_name = f"radar_declaration_{abs(hash(path.resolve()))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise DeclarationError("cannot import this Python declaration", file=path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except ValidationError as exc:
+        loc, message = resolve(exc.errors(include_url=False)[0])
+        raise DeclarationError(
+            message, file=path, line=_traceback_line(exc, path), key=key_path(loc) or None
+        ) from None
+    except DeclarationError:
+        raise
+    except Exception as exc:
+        raise DeclarationError(
+            f"{type(exc).__name__}: {exc}", file=path, line=_traceback_line(exc, path)
+        ) from None
+    outcomes = [v for v in vars(module).values() if isinstance(v, Outcome)]
+    for outcome in outcomes:
+        if outcome.source is None:
+            outcome.with_source(path)
+    return outcomes
+
+
+def _traceback_line(exc: BaseException, path: Path) -> int | None:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
+    return frames[-1].lineno if frames else None
+
+
+# -- finding declarations ---------------------------------------------------------------------
+def bundled_flows() -> Path:
+    """The example outcomes shipped with radar (inside the wheel, or the source checkout)."""
+    here = Path(__file__).resolve().parent.parent
+    packaged = here / "_bundled_flows"
+    return packaged if packaged.is_dir() else here.parent / "flows"
+
+
+def search_dirs() -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get("RADAR_FLOWS", "").split(os.pathsep) if p]
+    return [*dirs, Path.cwd() / "flows", Path.cwd(), bundled_flows()]
+
+
+def declaration_files(directory: Path) -> list[Path]:
+    """YAML and Python declarations under `directory` (sample data and caches excluded)."""
+    found: list[Path] = []
+    for path in sorted(directory.rglob("*")):
+        if any(
+            part.startswith((".", "_")) or part == "data"
+            for part in path.relative_to(directory).parts[:-1]
+        ):
+            continue
+        yaml_declaration = path.suffix in YAML_SUFFIXES and _declared_id(path)
+        python_declaration = path.suffix == ".py" and "Outcome(" in _text(path)
+        if yaml_declaration or (python_declaration and not path.name.startswith("_")):
+            found.append(path)
+    return found
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+_OUTCOME_KEY = re.compile(r"^outcome:\s*['\"]?([a-z0-9_-]+)", re.MULTILINE)
+
+
+def _declared_id(path: Path) -> str | None:
+    match = _OUTCOME_KEY.search(_text(path))
+    return match.group(1) if match else None
+
+
+def find(name_or_path: str) -> Outcome:
+    """Load a declaration given as a file path or as a declared outcome's name."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (*YAML_SUFFIXES, ".py") or os.sep in name_or_path:
+        return load(candidate)
+    for directory in search_dirs():
+        if not directory.is_dir():
+            continue
+        for path in (
+            declaration_files(directory) if directory != Path.cwd() else _shallow(directory)
+        ):
+            if path.suffix in YAML_SUFFIXES and _declared_id(path) == name_or_path:
+                return load_yaml(path)
+            if path.suffix == ".py" and name_or_path in _text(path):
+                for outcome in load_python(path):
+                    if outcome.outcome == name_or_path:
+                        return outcome
+    raise DeclarationError(
+        f"no declaration file or declared outcome named {name_or_path!r} "
+        f"(looked in: {', '.join(str(d) for d in search_dirs() if d.is_dir())})"
+    )
+
+
+def _shallow(directory: Path) -> list[Path]:
+    return sorted(
+        p for p in directory.iterdir() if p.suffix in (*YAML_SUFFIXES,) and _declared_id(p)
+    )

@@ -1,0 +1,349 @@
+"""The declaration of an outcome (DESIGN.md): the pydantic model both YAML and Python build."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from connectors.actions.base import ActionConfig
+from connectors.base import ConnectorConfig
+from connectors.registry import UnknownType, action_class, connector_class
+from cycles.checks import ExpectationSpec, ExpectationSpecError, parse_expectation
+from cycles.declaration.errors import Loc, first_error, located
+from cycles.periods import Cadence
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Direction(StrEnum):
+    increase = "increase"
+    decrease = "decrease"
+
+
+class ResultSpec(Strict):
+    metric: str
+    target: float
+    direction: Direction = Direction.increase
+
+
+class MetricSpec(Strict):
+    """Where a metric's rows come from and how a period's value is computed from them."""
+
+    connector: str
+    query: dict[str, Any] = Field(default_factory=dict)
+    period: str
+    value: str | None = None
+    numerator: str | None = None
+    denominator: str | None = None
+
+    @model_validator(mode="after")
+    def _value_or_proportion(self) -> MetricSpec:
+        proportion = self.numerator is not None or self.denominator is not None
+        if self.value is not None and proportion:
+            raise located(("value",), "give either value or numerator/denominator, not both")
+        if self.value is None and not proportion:
+            raise located((), "give value, or numerator and denominator")
+        if proportion and (self.numerator is None or self.denominator is None):
+            key = "denominator" if self.denominator is None else "numerator"
+            raise located((key,), "a proportion needs both numerator and denominator")
+        return self
+
+    @property
+    def is_proportion(self) -> bool:
+        return self.value is None
+
+    @property
+    def value_columns(self) -> list[str]:
+        return [c for c in (self.value, self.numerator, self.denominator) if c is not None]
+
+    def column_keys(self) -> list[tuple[str, str]]:
+        """(key, column) pairs this metric names, for error messages."""
+        pairs = [("period", self.period)]
+        for key in ("value", "numerator", "denominator"):
+            column = getattr(self, key)
+            if column is not None:
+                pairs.append((key, column))
+        return pairs
+
+
+class AdjustSpec(Strict):
+    """How `adjust` moves a numeric parameter: one `step` toward its `max` (or `min`)."""
+
+    step: float = Field(gt=0)
+    max: float | None = None
+    min: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> AdjustSpec:
+        if (self.max is None) == (self.min is None):
+            raise located((), "give exactly one bound, max or min, to step toward")
+        return self
+
+    def next_value(self, current: float) -> float:
+        """One step toward the bound, never past it."""
+        if self.max is not None:
+            return min(current + self.step, self.max)
+        assert self.min is not None
+        return max(current - self.step, self.min)
+
+    def at_bound(self, current: float) -> bool:
+        return current >= self.max if self.max is not None else current <= (self.min or 0.0)
+
+
+def _connector_config(value: Any) -> Any:
+    return _plugin_config(value, connector_class, "connector")
+
+
+def _action_config(value: Any) -> Any:
+    return _plugin_config(value, action_class, "action")
+
+
+def _plugin_config(value: Any, lookup: Any, kind: str) -> Any:
+    """Validate a plugin's config with the model its `type` registers."""
+    if isinstance(value, BaseModel):
+        return value
+    if not isinstance(value, dict):
+        raise located((), f"expected a mapping for the {kind}")
+    if "type" not in value:
+        raise located(("type",), "required key is missing")
+    try:
+        cls = lookup(str(value["type"]))
+    except UnknownType as exc:
+        raise located(("type",), str(exc)) from None
+    try:
+        return cls.Config.model_validate(value)
+    except ValidationError as exc:
+        loc, message = first_error(exc)
+        raise located(loc, message) from None
+
+
+def _expectation(value: Any) -> ExpectationSpec:
+    try:
+        return parse_expectation(value)
+    except ExpectationSpecError as exc:
+        raise located(exc.loc, str(exc)) from None
+
+
+ConnectorEntry = Annotated[SerializeAsAny[ConnectorConfig], BeforeValidator(_connector_config)]
+ActionEntry = Annotated[SerializeAsAny[ActionConfig], BeforeValidator(_action_config)]
+Expectation = Annotated[ExpectationSpec, BeforeValidator(_expectation)]
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+class ApproachSpec(Strict):
+    """What we try: named, with parameters, how to adjust them, and the actions that deploy it."""
+
+    name: str = Field(min_length=1)
+    rationale: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    adjust: dict[str, AdjustSpec] = Field(default_factory=dict)
+    actions: list[ActionEntry] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ApproachSpec:
+        for name in self.adjust:
+            if name not in self.params:
+                raise located(("adjust", name), f"{name!r} is not a key of params")
+            if isinstance(self.params[name], bool) or not isinstance(
+                self.params[name], int | float
+            ):
+                raise located(("params", name), "an adjustable parameter must be a number")
+        seen: set[str] = set()
+        for i, action in enumerate(self.actions):
+            action_name = action.name
+            if action_name in seen:
+                raise located(("actions", i, "name"), f"duplicate action name {action_name!r}")
+            seen.add(action_name)
+            for key, text in _strings(action.model_dump(mode="python")):
+                self._check_placeholders(("actions", i, *key), text)
+        return self
+
+    def _check_placeholders(self, loc: Loc, text: str) -> None:
+        for field in _PLACEHOLDER.findall(text):
+            if field in ("period", "outcome", "approach", "action", "key"):
+                continue
+            if field.startswith("params.") and field[len("params.") :] in self.params:
+                continue
+            raise located(loc, f"unknown placeholder {{{field}}} (params: {sorted(self.params)})")
+
+
+def _strings(data: Any, loc: Loc = ()) -> list[tuple[Loc, str]]:
+    if isinstance(data, str):
+        return [(loc, data)]
+    if isinstance(data, dict):
+        return [item for k, v in data.items() for item in _strings(v, (*loc, k))]
+    if isinstance(data, list):
+        return [item for i, v in enumerate(data) for item in _strings(v, (*loc, i))]
+    return []
+
+
+class PolicySpec(Strict):
+    sustain: int = Field(default=3, ge=1)
+    baseline_periods: int = Field(default=12, ge=1)
+    max_adjustments: int = Field(default=3, ge=1)
+
+
+class ReviewSpec(Strict):
+    after_event: str = "campaign.ended"
+    delay: timedelta = timedelta(0)
+
+
+OUTCOME_ID = re.compile(r"^[a-z0-9_-]+$")
+
+
+class Outcome(Strict):
+    """A declared outcome: the tangible result, its metrics and sources, checks and approaches."""
+
+    outcome: str
+    title: str
+    cadence: Cadence
+    timezone: str = "UTC"
+    result: ResultSpec
+    metrics: dict[str, MetricSpec] = Field(min_length=1)
+    connectors: dict[str, ConnectorEntry] = Field(default_factory=dict)
+    checks: dict[str, list[Expectation]] = Field(default_factory=dict)
+    approaches: list[ApproachSpec] = Field(min_length=1)
+    policy: PolicySpec = Field(default_factory=PolicySpec)
+    review: ReviewSpec | None = None
+
+    _source: Path | None = PrivateAttr(default=None)
+    _lines: dict[Loc, int] = PrivateAttr(default_factory=dict)
+
+    @field_validator("outcome")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not OUTCOME_ID.match(value):
+            raise ValueError("an outcome identifier uses only a-z, 0-9, '_' and '-'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> Outcome:
+        if self.result.metric not in self.metrics:
+            raise located(
+                ("result", "metric"), _not_a_key(self.result.metric, "metrics", self.metrics)
+            )
+        for name, metric in self.metrics.items():
+            if metric.connector not in self.connectors:
+                raise located(
+                    ("metrics", name, "connector"),
+                    _not_a_key(metric.connector, "connectors", self.connectors),
+                )
+            query_model = connector_class(self.connectors[metric.connector].type).Query
+            try:
+                query_model.model_validate(metric.query)
+            except ValidationError as exc:
+                loc, message = first_error(exc)
+                raise located(("metrics", name, "query", *loc), message) from None
+        for name in self.checks:
+            if name not in self.metrics:
+                raise located(("checks", name), _not_a_key(name, "metrics", self.metrics))
+        names = [a.name for a in self.approaches]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise located(("approaches", i, "name"), f"duplicate approach name {name!r}")
+        return self
+
+    # -- where things are ---------------------------------------------------------------------
+    @property
+    def source(self) -> Path | None:
+        """The file this outcome was declared in (YAML or Python)."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative paths in the declaration resolve against its file's directory."""
+        return self._source.parent if self._source else Path.cwd()
+
+    def line_of(self, loc: Loc) -> int | None:
+        """The line of the nearest declared key on `loc` (None for the Python form)."""
+        for end in range(len(loc), -1, -1):
+            if loc[:end] in self._lines:
+                return self._lines[loc[:end]]
+        return None
+
+    def with_source(self, source: Path, lines: dict[Loc, int] | None = None) -> Outcome:
+        self._source = source.resolve()
+        self._lines = dict(lines or {})
+        return self
+
+    # -- conveniences -------------------------------------------------------------------------
+    def approach(self, name: str) -> ApproachSpec | None:
+        return next((a for a in self.approaches if a.name == name), None)
+
+    @property
+    def result_metric(self) -> MetricSpec:
+        return self.metrics[self.result.metric]
+
+
+def _not_a_key(name: str, section: str, known: dict[str, Any]) -> str:
+    import difflib
+
+    hint = difflib.get_close_matches(name, list(known), n=1)
+    suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+    listing = ", ".join(known) or "none declared"
+    return f"{name!r} is not a key of {section}{suggestion}; known: {listing}"
+
+
+def render(template: Any, *, params: dict[str, Any], **fields: Any) -> Any:
+    """Fill `{params.NAME}`, `{period}`, `{outcome}` ... in strings, recursively.
+
+    A string that is one placeholder and nothing else keeps the value's type (a number stays a
+    number in a JSON payload).
+    """
+    if isinstance(template, dict):
+        return {k: render(v, params=params, **fields) for k, v in template.items()}
+    if isinstance(template, list):
+        return [render(v, params=params, **fields) for v in template]
+    if not isinstance(template, str):
+        return template
+
+    def lookup(name: str) -> Any:
+        if name.startswith("params."):
+            return params[name[len("params.") :]]
+        return fields[name]
+
+    whole = _PLACEHOLDER.fullmatch(template)
+    if whole:
+        return lookup(whole.group(1))
+    return _PLACEHOLDER.sub(lambda m: str(lookup(m.group(1))), template)
+
+
+__all__ = [
+    "AdjustSpec",
+    "ApproachSpec",
+    "Direction",
+    "MetricSpec",
+    "Outcome",
+    "PolicySpec",
+    "ResultSpec",
+    "ReviewSpec",
+    "render",
+]

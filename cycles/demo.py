@@ -1,0 +1,71 @@
+"""`radar demo`: the bundled referrals outcome, run period by period over its sample data."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from cycles import console
+from cycles.declaration.loader import bundled_flows, load_yaml
+from cycles.declaration.model import Outcome
+from cycles.periods import Period
+from cycles.record import CycleRecord
+
+DEMO = "referrals/referrals.yaml"
+FIRST, LAST = "2025-09", "2026-10"  # the sample data holds 12 baseline months before FIRST
+
+
+def demo_outcome() -> Outcome:
+    return load_yaml(bundled_flows() / DEMO)
+
+
+def demo_periods(outcome: Outcome) -> list[Period]:
+    first, last = (Period.parse(p, outcome.cadence) for p in (FIRST, LAST))
+    return [first + i for i in range(last.index - first.index + 1)]
+
+
+def run_demo(*, use_prefect: bool) -> int:
+    from cycles.engine import preflight
+    from cycles.store import Store
+
+    outcome = demo_outcome()
+    preflight(outcome)
+    store = Store()
+    out = console.console()
+    periods = demo_periods(outcome)
+    how = "as Prefect flow runs" if use_prefect else "in-process, without Prefect"
+    out.print(
+        f"[bold]{outcome.title}[/] ({outcome.outcome}): target {outcome.result.metric} ≥ "
+        f"{outcome.result.target:g}; {len(periods)} monthly cycles {how}\n"
+        f"history: {store.url}\n"
+    )
+    step = _flow_runner(outcome) if use_prefect else _local_runner(outcome, store)
+    started = time.perf_counter()
+    for period in periods:
+        record = step(period)
+        out.print(console.cycle_line(record))
+    elapsed = time.perf_counter() - started
+    out.print(f"\n{len(periods)} cycles in {elapsed:.1f} s. Next:")
+    out.print(f"  radar history {outcome.outcome}              all cycles and their decisions")
+    out.print(f"  radar run {outcome.outcome} --period {LAST} --json   one cycle as JSON")
+    out.print(
+        f"  radar run {outcome.outcome} --period {LAST} --review --dry-run   review again, record nothing"
+    )
+    if use_prefect:
+        out.print(
+            "  prefect server start                 then open http://127.0.0.1:4200/runs "
+            "to see each cycle's flow run and its five stage tasks"
+        )
+    return 0
+
+
+def _local_runner(outcome: Outcome, store: object) -> Callable[[Period], CycleRecord]:
+    from cycles.engine import run_cycle
+
+    return lambda period: run_cycle(outcome, period, store=store)  # type: ignore[arg-type]
+
+
+def _flow_runner(outcome: Outcome) -> Callable[[Period], CycleRecord]:
+    from cycles.flow import run_in_flow
+
+    return lambda period: run_in_flow(outcome, str(period))

@@ -1,0 +1,362 @@
+"""Advance one outcome's cycle for one period: the programmatic entry point.
+
+`run_cycle` is what the CLI, the Prefect flow and the tests call. A `Cycle` knows which stages
+are due, runs each (pure stage functions + connectors + actions), and writes each completed
+stage to the history in one transaction, so a crash never leaves half a stage behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from connectors.base import Connector, Measurement, SchemaError, Window
+from connectors.registry import action_class, connector_class
+from cycles import stages
+from cycles.declaration.model import Outcome
+from cycles.errors import ActionError, DeclarationError, RadarError, UsageError
+from cycles.periods import Period
+from cycles.record import CheckSummary, CycleRecord
+from cycles.values import ActionRun, Stage, StageRun
+
+if TYPE_CHECKING:
+    from cycles.store import Store
+
+OPENING = (Stage.result, Stage.approach, Stage.deployment)
+CLOSING = (Stage.assessment, Stage.review)
+
+
+def today_in(outcome: Outcome) -> date:
+    """Today's date in the outcome's timezone."""
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo(outcome.timezone)).date()
+
+
+def parse_period(outcome: Outcome, text: str | None, today: date | None = None) -> Period:
+    """`--period` text, or the period holding today; a malformed one is a usage error."""
+    if text is None:
+        return Period.containing(today or today_in(outcome), outcome.cadence)
+    try:
+        return Period.parse(text, outcome.cadence)
+    except ValueError as exc:
+        raise UsageError(f"--period: {exc}") from None
+
+
+class Cycle:
+    """One outcome's cycle for one period, as it advances through its due stages."""
+
+    def __init__(
+        self,
+        outcome: Outcome,
+        period: Period,
+        *,
+        store: Store | None,
+        review: bool = False,
+        dry_run: bool = False,
+        today: date | None = None,
+    ) -> None:
+        self.outcome = outcome
+        self.period = period
+        self.store = store
+        self.review_requested = review
+        self.dry_run = dry_run or store is None
+        self.today = today or today_in(outcome)
+        self.history = store.cycles_before(outcome.outcome, str(period)) if store else []
+        existing = store.get_cycle(outcome.outcome, str(period)) if store else None
+        self.record = existing or CycleRecord(
+            outcome=outcome.outcome, period=str(period), cadence=outcome.cadence.value,
+            target=outcome.result.target,
+        )  # fmt: skip
+        self.record.stages = []
+        self.record.dry_run = self.dry_run
+        self.record.title = outcome.title
+        self.record.target = outcome.result.target
+        self.record.direction = outcome.result.direction.value
+        self.record.result_metric = outcome.result.metric
+        self._connectors: dict[str, Connector] = {}
+        self._baseline_count = 0
+
+    # -- what is due ------------------------------------------------------------------------
+    @property
+    def ended(self) -> bool:
+        return self.period.has_ended(self.today)
+
+    def due(self) -> list[Stage]:
+        """The stages this run should execute, in order."""
+        done = set(self.record.completed_stages)
+        if Stage.review in done and self.review_requested:
+            self._refuse_rewriting_history()
+            return list(CLOSING)  # a review asked for again re-assesses with today's data
+        due = [s for s in OPENING if s not in done]
+        if self.ended or self.review_requested:
+            due += [s for s in CLOSING if s not in done]
+        return due
+
+    def _refuse_rewriting_history(self) -> None:
+        if self.store is None:
+            return
+        later = [
+            c.period for c in self.store.cycles(self.outcome.outcome) if c.period > str(self.period)
+        ]
+        if later:
+            raise UsageError(
+                f"--review: {self.period} was already reviewed and the cycle of {later[0]} "
+                "builds on that review; re-reviewing it would rewrite history"
+            )
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, stage: Stage) -> CycleRecord:
+        """Run one stage and record it (one transaction per stage)."""
+        started = datetime.now(UTC)
+        clock = time.perf_counter()
+        try:
+            STAGE_FUNCTIONS[stage](self)
+        except Exception as exc:
+            error = str(exc) if isinstance(exc, RadarError) else f"{type(exc).__name__}: {exc}"
+            if self.store is not None and not self.dry_run:
+                run = StageRun(
+                    stage=stage, status="failed", started_at=started,
+                    finished_at=datetime.now(UTC), error=error,
+                )  # fmt: skip
+                self.record.stage_runs.append(run)
+                self.store.save_failure(self.record, run)
+            raise
+        finished = datetime.now(UTC)
+        run = StageRun(stage=stage, status="completed", started_at=started, finished_at=finished)
+        self.record.extra.setdefault("stage_seconds", {})[stage.value] = round(
+            time.perf_counter() - clock, 4
+        )
+        self.record.stages.append(stage)
+        if stage not in self.record.completed_stages:
+            self.record.completed_stages.append(stage)
+        self.record.stage_runs.append(run)
+        if stage is Stage.review:
+            self.record.status = "reviewed"
+        self.record.updated_at = finished
+        if self.store is not None and not self.dry_run:
+            self.store.save_stage(self.record, run)
+        return self.record
+
+    def close(self) -> None:
+        for connector in self._connectors.values():
+            connector.close()
+
+    # -- helpers ----------------------------------------------------------------------------
+    def connector(self, name: str) -> Connector:
+        if name not in self._connectors:
+            self._connectors[name] = open_connector(self.outcome, name)
+        return self._connectors[name]
+
+    def measure(self, metric: str, window: Window, with_checks: bool) -> Measurement:
+        from cycles.checks import evaluate
+
+        spec = self.outcome.metrics[metric]
+        expectations = self.outcome.checks.get(metric, []) if with_checks else []
+
+        def run_checks(frame: Any, specs: Any) -> Any:
+            return evaluate(frame, specs, metric=metric)
+
+        try:
+            return self.connector(spec.connector).measure(spec, window, expectations, run_checks)
+        except SchemaError as exc:
+            raise locate_schema_error(self.outcome, metric, exc) from None
+
+    @property
+    def approach_start(self) -> Period:
+        assert self.record.approach is not None
+        return stages.approach_start(self.history, self.record.approach.name, self.period)
+
+
+# -- the stages, as the engine runs them ---------------------------------------------------------
+
+
+def _result(cycle: Cycle) -> None:
+    outcome, period = cycle.outcome, cycle.period
+    window = Window(tuple(period.before(outcome.policy.baseline_periods)) + (period,))
+    measured = cycle.measure(outcome.result.metric, window, with_checks=False)
+    cycle.record.standing = stages.standing(measured.values, period)
+
+
+def _approach(cycle: Cycle) -> None:
+    previous = next((c for c in reversed(cycle.history) if c.next_approach), None)
+    approach, why = stages.choose_approach(cycle.outcome, previous)
+    cycle.record.approach = approach
+    cycle.record.extra["approach_reason"] = why
+
+
+def _deployment(cycle: Cycle) -> None:
+    outcome, record = cycle.outcome, cycle.record
+    assert record.approach is not None
+    spec = outcome.approach(record.approach.name)
+    runs: list[ActionRun] = []
+    for config in spec.actions if spec else []:
+        runs.append(_deploy_action(cycle, config))
+    record.actions = runs
+    failed = [r for r in runs if r.status == "failed"]
+    if failed and not cycle.ended:
+        raise ActionError(
+            "deployment failed: "
+            + "; ".join(f"action {r.name}: {r.error}" for r in failed)
+            + " (re-run to retry; actions that succeeded are not repeated)"
+        )
+
+
+def _deploy_action(cycle: Cycle, config: Any) -> ActionRun:
+    from connectors.actions.base import ActionContext
+
+    outcome, record = cycle.outcome, cycle.record
+    assert record.approach is not None
+    key = stages.action_key(outcome.outcome, record.period, record.approach.name, config.name)
+    ids = dict(
+        key=key, outcome=outcome.outcome, period=record.period,
+        approach=record.approach.name, action=config.name, type=config.type,
+    )  # fmt: skip
+    store = cycle.store
+    known = store.get_action(key) if store else None
+    if known is not None and known.status in ("succeeded", "skipped"):
+        return known
+    if cycle.ended:
+        reason = f"period {record.period} has ended: actions of past periods are never executed"
+        if store is None or cycle.dry_run:
+            return ActionRun(name=config.name, type=config.type, key=key, status="skipped",
+                             error=reason)  # fmt: skip
+        return store.skip_action(**ids, reason=reason)
+    if cycle.dry_run or store is None:
+        return ActionRun(name=config.name, type=config.type, key=key, status="dry-run")
+    begun = store.begin_action(**ids)
+    if begun.status in ("succeeded", "skipped"):
+        return begun  # another run delivered it meanwhile
+    context = ActionContext(
+        outcome=outcome.outcome, period=record.period, approach=record.approach.name,
+        params=dict(record.approach.params), key=key, base_dir=outcome.base_dir,
+    )  # fmt: skip
+    try:
+        reach = action_class(config.type)(config).run(context)
+    except ActionError as exc:
+        return store.finish_action(key, status="failed", error=str(exc))
+    return store.finish_action(key, status="succeeded", reach=reach)
+
+
+def _assessment(cycle: Cycle) -> None:
+    outcome, record = cycle.outcome, cycle.record
+    start = cycle.approach_start
+    window = stages.assessment_window(outcome, cycle.period, start)
+    results, metrics = [], {}
+    for name in outcome.metrics:
+        measured = cycle.measure(name, window, with_checks=True)
+        metrics[name] = measured.values
+        results.extend(measured.checks)
+    record.metrics = metrics
+    record.checks = CheckSummary.of(results)
+    current = metrics[outcome.result.metric][-1]
+    record.result_value = current.value
+    limits, count = stages.baseline_limits(
+        metrics[outcome.result.metric], start, outcome.policy.baseline_periods
+    )
+    record.limits = limits
+    record.extra["baseline_count"] = count
+    record.extra["approach_start"] = str(start)
+
+
+def _review(cycle: Cycle) -> None:
+    record = cycle.record
+    decision = stages.review(
+        cycle.outcome, record, cycle.history, record.extra.get("baseline_count", 0)
+    )
+    record.decision = decision.kind
+    record.reasons = list(decision.reasons)
+    record.next_approach = decision.next_approach
+    record.signal = decision.signal
+    record.extra["summary"] = decision.summary
+
+
+STAGE_FUNCTIONS: dict[Stage, Callable[[Cycle], None]] = {
+    Stage.result: _result,
+    Stage.approach: _approach,
+    Stage.deployment: _deployment,
+    Stage.assessment: _assessment,
+    Stage.review: _review,
+}
+
+
+def preflight(outcome: Outcome) -> None:
+    """Before anything runs: every source answers and has the columns the declaration names."""
+    from cycles.declaration.loader import key_path
+
+    connectors = {name: open_connector(outcome, name) for name in outcome.connectors}
+    try:
+        for name, spec in outcome.metrics.items():
+            connector = connectors[spec.connector]
+            query = connector.Query.model_validate(spec.query)
+            try:
+                connector.require_columns(query, spec, [])
+                available = connector.columns(query)
+            except SchemaError as exc:
+                raise locate_schema_error(outcome, name, exc) from None
+            if available is None:
+                continue
+            for i, check in enumerate(outcome.checks.get(name, [])):
+                for column in check.columns:
+                    if column not in available:
+                        loc = ("checks", name, i, check.type, "column")
+                        raise DeclarationError(
+                            f"column {column!r} is not in the rows of metric {name!r} "
+                            f"(columns: {', '.join(available)})",
+                            file=outcome.source,
+                            line=outcome.line_of(loc),
+                            key=key_path(loc),
+                        )
+    finally:
+        for connector in connectors.values():
+            connector.close()
+
+
+def open_connector(outcome: Outcome, name: str) -> Connector:
+    """An instance of the connector declared as `name`."""
+    config = outcome.connectors[name]
+    return connector_class(config.type)(name, config, base_dir=outcome.base_dir)
+
+
+def locate_schema_error(outcome: Outcome, metric: str, exc: SchemaError) -> DeclarationError:
+    """Point a missing file or column at the declaration key that names it."""
+    spec = outcome.metrics[metric]
+    if exc.key == "path":
+        loc: tuple[str | int, ...] = ("connectors", spec.connector, "path")
+    else:
+        loc = ("metrics", metric, exc.key)
+    from cycles.declaration.loader import key_path
+
+    return DeclarationError(
+        str(exc), file=outcome.source, line=outcome.line_of(loc), key=key_path(loc)
+    )
+
+
+def run_cycle(
+    outcome: Outcome,
+    period: Period | str | None = None,
+    *,
+    store: Store | None = None,
+    review: bool = False,
+    dry_run: bool = False,
+    today: date | None = None,
+    runner: Callable[[Cycle, Stage], Any] | None = None,
+) -> CycleRecord:
+    """Advance `outcome`'s cycle for `period` through every stage that is due.
+
+    `runner(cycle, stage)` runs one stage; the Prefect flow passes one that wraps it in a task.
+    """
+    if not isinstance(period, Period):
+        period = parse_period(outcome, period, today)
+    cycle = Cycle(outcome, period, store=store, review=review, dry_run=dry_run, today=today)
+    try:
+        for stage in cycle.due():
+            (runner or Cycle.run)(cycle, stage)
+    finally:
+        cycle.close()
+    return cycle.record
+
+
+__all__ = ["Cycle", "parse_period", "run_cycle"]

@@ -1,0 +1,65 @@
+"""The error tree: every failure a user can act on is a RadarError with one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RadarError(Exception):
+    """Base of every error radar reports to a user; `str()` is the one line printed."""
+
+    exit_code = 1
+
+
+class DeclarationError(RadarError):
+    """A declaration (or a command-line argument) is wrong: nothing runs, exit code 2."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: Path | str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = Path(file) if file is not None else None
+        self.line = line
+        self.key = key
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = str(self.file)
+            if self.line is not None:
+                where += f":{self.line}"
+            where += ": "
+        key = f"{self.key}: " if self.key else ""
+        return f"{where}{key}{self.message}"
+
+
+class UsageError(DeclarationError):
+    """A bad command-line argument (exit code 2, like a bad declaration)."""
+
+
+class ConnectorError(RadarError):
+    """A metric source or action sink failed; names the connector involved."""
+
+
+class ActionError(RadarError):
+    """A Deployment action failed."""
+
+
+class CheckError(RadarError):
+    """A data check could not be evaluated (not: a check that failed, which is a result)."""
+
+
+class StoreError(RadarError):
+    """The history database could not be read or written."""
+
+
+class AlreadyRunning(RadarError):
+    """Another run holds the same outcome and period."""

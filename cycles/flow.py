@@ -1,0 +1,94 @@
+"""The Prefect layer: one flow per outcome, one task per RADAR stage. Thin on purpose.
+
+Everything here wraps `cycles.engine`; the stages themselves know nothing of Prefect.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from functools import cache
+from typing import Any
+
+from prefect import Flow, Task, flow, tags, task
+from prefect.cache_policies import NO_CACHE
+
+from cycles.declaration.model import Outcome
+from cycles.engine import Cycle, parse_period, run_cycle
+from cycles.record import CycleRecord
+from cycles.values import Stage
+
+
+def _run_stage(cycle: Cycle, stage: Stage) -> None:
+    cycle.run(stage)
+
+
+@cache
+def stage_tasks() -> dict[Stage, Task[..., None]]:
+    """One task per stage, named after it so the Prefect UI reads like the RADAR cycle."""
+    return {
+        stage: task(
+            _run_stage,
+            name=stage.value,
+            task_run_name=stage.value,
+            cache_policy=NO_CACHE,
+            persist_result=False,
+        )
+        for stage in Stage
+    }
+
+
+@cache
+def _store(url: str | None) -> Any:
+    """One history store per database URL for the life of the process."""
+    from cycles.store import Store
+
+    return Store(url)
+
+
+def build_flow(outcome: Outcome) -> Flow[..., dict[str, Any]]:
+    """The Prefect flow that advances `outcome`'s cycle; runs are named `<outcome>/<period>`."""
+    tasks = stage_tasks()
+
+    def run_name() -> str:
+        from prefect.runtime import flow_run
+
+        return f"{outcome.outcome}/{flow_run.parameters.get('period') or 'current'}"
+
+    @flow(
+        name=outcome.outcome,
+        flow_run_name=run_name,
+        description=outcome.title,
+        persist_result=False,
+        log_prints=False,
+    )
+    def cycle_flow(
+        period: str | None = None, review: bool = False, dry_run: bool = False
+    ) -> dict[str, Any]:
+        store = _store(os.environ.get("RADAR_DATABASE_URL"))
+        record = run_cycle(
+            outcome,
+            period,
+            store=store,
+            review=review,
+            dry_run=dry_run,
+            runner=lambda cycle, stage: tasks[stage](cycle, stage),
+        )
+        return record.to_json_dict()
+
+    return cycle_flow
+
+
+def run_in_flow(
+    outcome: Outcome,
+    period: str | None,
+    *,
+    review: bool = False,
+    dry_run: bool = False,
+    today: date | None = None,
+) -> CycleRecord:
+    """Run one cycle through its Prefect flow in this process and return the record."""
+    label = str(parse_period(outcome, period, today))
+    with tags(f"outcome:{outcome.outcome}", f"cadence:{outcome.cadence.value}"):
+        data = build_flow(outcome)(period=label, review=review, dry_run=dry_run)
+    return CycleRecord.model_validate(data)

@@ -1,0 +1,265 @@
+"""Engine set-up, Alembic migrations and error translation for the history database."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError, StatementError
+from sqlalchemy.pool import StaticPool
+
+from cycles.errors import StoreError
+from cycles.store.models import HEAD
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+WRITE = "radar_write"  # execution option: SQLite takes the write lock at BEGIN (IMMEDIATE)
+BUSY_TIMEOUT_MS = 30_000
+VERSION_TABLE = "alembic_version"
+_ADVISORY_LOCK = 0x52414441  # "RADA": serialises concurrent PostgreSQL migrations
+_MYSQL_LOCK = "radar_cycles_migrate"
+_MIGRATING = threading.Lock()
+
+
+def finite(value: float | None) -> float | None:
+    """None for NaN and infinities, which MySQL cannot store and JSON cannot spell."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float):
+        return finite(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return finite(float(value))
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return _jsonable(value.tolist())
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> str:
+    """The JSON every backend accepts: no NaN/Infinity; dates as ISO strings."""
+    return json.dumps(_jsonable(value), default=_json_default, allow_nan=False)
+
+
+def parse_url(raw: str) -> URL:
+    """Parse without ever echoing the URL (it may hold a password) in the error."""
+    try:
+        return make_url(raw)
+    except (ArgumentError, ValueError):
+        raise StoreError(
+            "the database URL is not valid (expected e.g. sqlite:///path/radar.db "
+            "or postgresql://user@host/db)"
+        ) from None
+
+
+def make_engine(raw: str) -> Engine:
+    """An engine for `raw`; SQLite files get their directory, WAL, busy timeout, foreign keys."""
+    url = parse_url(raw)
+    backend = url.get_backend_name()
+    kwargs: dict[str, Any] = {}
+    if backend in ("sqlite", "postgresql", "mysql", "mariadb"):
+        kwargs["json_serializer"] = dumps
+    if backend == "sqlite":
+        database = url.database or ""
+        if database in ("", ":memory:"):
+            kwargs["poolclass"] = StaticPool
+            kwargs["connect_args"] = {"check_same_thread": False}
+        elif not database.startswith("file:"):
+            path = Path(database).expanduser().resolve()
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the history database's directory {path.parent}: "
+                    f"{exc.strerror or exc}"
+                ) from None
+            url = url.set(database=str(path))
+    else:
+        kwargs["pool_pre_ping"] = True
+        if backend in ("mysql", "mariadb"):  # no gap locks: concurrent inserts fail cleanly
+            kwargs["isolation_level"] = "READ COMMITTED"
+        if url.drivername in ("postgresql+psycopg2", "mysql+pymysql"):
+            kwargs["connect_args"] = {"connect_timeout": 10}
+    try:
+        engine = create_engine(url, **kwargs)
+    except NoSuchModuleError:
+        raise StoreError(
+            f"database URL scheme {url.drivername!r} is not supported "
+            "(use sqlite://, postgresql:// or mysql://)"
+        ) from None
+    except ImportError as exc:
+        raise StoreError(f"the driver for {url.drivername!r} is not installed: {exc}") from None
+    if backend == "sqlite" and url.get_driver_name() == "pysqlite":
+        _sqlite_events(engine)
+    return engine
+
+
+def _sqlite_events(engine: Engine) -> None:
+    """Let SQLAlchemy own BEGIN (so DDL is transactional) and take the write lock up front."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(WRITE)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def display(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _reason(exc: BaseException, password: str | None) -> str:
+    """The driver's message on one line, without the password."""
+    inner = getattr(exc, "orig", None) if isinstance(exc, StatementError) else None
+    message = str(inner if inner is not None else exc)
+    message = message.split("(Background on this error at:")[0]
+    message = re.sub(r"\s+", " ", message).strip()
+    if password:
+        message = message.replace(password, "***")
+    return message[:400] or type(exc).__name__
+
+
+@contextmanager
+def translate(engine: Engine) -> Iterator[None]:
+    """Turn SQLAlchemy and Alembic failures into one-line StoreErrors naming the redacted URL."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (SQLAlchemyError, _alembic_errors()) as exc:
+        password = engine.url.password
+        raise StoreError(
+            f"history database {display(engine)}: {_reason(exc, str(password or ''))}"
+        ) from exc
+
+
+def _alembic_errors() -> type[Exception]:
+    from alembic.util import CommandError
+
+    return CommandError
+
+
+def current_revision(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with _quiet_alembic():
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def needs_upgrade(engine: Engine) -> bool:
+    """True unless the database is already at HEAD.
+
+    Reads `alembic_version` directly: importing Alembic's runtime costs more than the query.
+    """
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return True
+        versions = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars()
+        return list(versions) != [HEAD]
+
+
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """Alembic logs INFO lines; keep them off the user's terminal whatever logging is set up."""
+    logger = logging.getLogger("alembic")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def upgrade(engine: Engine) -> None:
+    """Apply every pending migration in one transaction (DDL is transactional on SQLite/PG).
+
+    Migrations are serialised: in-process by a lock (Alembic's context is a global) and
+    across processes by the database (SQLite's write lock, PostgreSQL advisory lock, GET_LOCK).
+    """
+    from alembic import command
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config(stdout=io.StringIO())
+    cfg.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    cfg.set_main_option("path_separator", "os")
+    writer = engine.execution_options(**{WRITE: True})
+    try:
+        with _MIGRATING, _quiet_alembic(), writer.begin() as conn, _database_lock(conn):
+            revision = current_revision(conn)
+            if revision == HEAD:
+                return
+            if revision is not None and not _known(ScriptDirectory.from_config(cfg), revision):
+                raise StoreError(
+                    f"history database {display(engine)} is at schema revision {revision!r}, "
+                    f"newer than this radar knows (up to {HEAD!r}): upgrade radar-cycles"
+                )
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    except StoreError:
+        raise
+    except Exception:
+        # A process without the locks above may have migrated the same database meanwhile.
+        try:
+            done = not needs_upgrade(engine)
+        except Exception:
+            done = False
+        if not done:
+            raise
+
+
+@contextmanager
+def _database_lock(conn: Connection) -> Iterator[None]:
+    """Hold a database-wide lock while migrating (SQLite: BEGIN IMMEDIATE already holds one)."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})")
+    if name in ("mysql", "mariadb"):
+        got = conn.exec_driver_sql(f"SELECT GET_LOCK('{_MYSQL_LOCK}', 60)").scalar()
+        if got != 1:
+            raise StoreError(
+                f"history database {display(conn.engine)}: timed out waiting for another "
+                "process to finish migrating it"
+            )
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql(f"SELECT RELEASE_LOCK('{_MYSQL_LOCK}')")
+        return
+    yield
+
+
+def _known(scripts: Any, revision: str) -> bool:
+    try:
+        return scripts.get_revision(revision) is not None
+    except Exception:
+        return False
