@@ -359,15 +359,12 @@ def _message(spec: ExpectationSpec, outcome: Outcome) -> str:
     bounds = _bounds(args) if isinstance(args, BetweenArgs | AggregateArgs | RowCountArgs) else ""
     what = _NATIVE[spec.type].text.format(bounds=bounds, **{k: _fmt(v) for k, v in args})
     if isinstance(args, AggregateArgs | RowCountArgs):
-        return (
-            f"{what} is null (no values)"
-            if observed is None
-            else f"{what} {_fmt(observed)} {bounds}"
+        return f"{what} " + (
+            "is null (no values)" if observed is None else f"{_fmt(observed)} {bounds}"
         )
     mostly = getattr(args, "mostly", 1.0)
-    return f"{_counted(outcome) or 'values'} {what}" + (
-        f" (mostly={_fmt(mostly)})" if mostly < 1 else ""
-    )
+    tail = f" (mostly={_fmt(mostly)})" if mostly < 1 else ""
+    return f"{_counted(outcome) or 'values'} {what}{tail}"
 
 
 def _counted(outcome: Outcome) -> str | None:

@@ -65,7 +65,17 @@ def _local_runner(outcome: Outcome, store: object) -> Callable[[Period], CycleRe
     return lambda period: run_cycle(outcome, period, store=store)  # type: ignore[arg-type]
 
 
+SETTLE_SECONDS = 0.2
+
+
 def _flow_runner(outcome: Outcome) -> Callable[[Period], CycleRecord]:
     from cycles.flow import run_in_flow
 
-    return lambda period: run_in_flow(outcome, str(period))
+    def step(period: Period) -> CycleRecord:
+        record = run_in_flow(outcome, str(period))
+        # Prefect's SQLite server answers 503 (and its client backs off 2 s) when a flow run is
+        # created while it still writes the previous run's events; a short pause avoids that.
+        time.sleep(SETTLE_SECONDS)
+        return record
+
+    return step

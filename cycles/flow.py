@@ -6,6 +6,8 @@ Everything here wraps `cycles.engine`; the stages themselves know nothing of Pre
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from functools import cache
 from typing import Any
@@ -89,6 +91,26 @@ def run_in_flow(
 ) -> CycleRecord:
     """Run one cycle through its Prefect flow in this process and return the record."""
     label = str(parse_period(outcome, period, today))
-    with tags(f"outcome:{outcome.outcome}", f"cadence:{outcome.cadence.value}"):
+    with (
+        without_heartbeats(),
+        tags(f"outcome:{outcome.outcome}", f"cadence:{outcome.cadence.value}"),
+    ):
         data = build_flow(outcome)(period=label, review=review, dry_run=dry_run)
     return CycleRecord.model_validate(data)
+
+
+@contextmanager
+def without_heartbeats() -> Iterator[None]:
+    """No flow-run heartbeats for runs the calling process watches itself.
+
+    Heartbeats let a server notice a worker's crashed run; in-process, the terminal sees the
+    crash. Prefect joins the heartbeat thread at every flow exit, which costs up to 1 s per run.
+    """
+    from prefect.context import SettingsContext, get_settings_context
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    flows = settings.flows.model_copy(update={"heartbeat_frequency": None})
+    quiet = settings.model_copy(update={"flows": flows})
+    with SettingsContext(profile=get_settings_context().profile, settings=quiet):
+        yield

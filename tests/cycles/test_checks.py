@@ -318,6 +318,39 @@ def test_native_matches_gx(name: str, data: st.DataObject) -> None:
     json.dumps(native.model_dump())
 
 
+@pytest.mark.parametrize(
+    "column",
+    [
+        pd.Series([True, False, True]),
+        pd.Series([True, None, False], dtype="boolean"),
+        pd.Series(["a", "b", None], dtype="category"),
+        pd.Series([math.inf, -math.inf, 1.0, math.nan]),
+        pd.Series([1, 2, 3], dtype="uint8"),
+        pd.Series([0.1, 0.2, None], dtype="float32"),
+        pd.Series([0.5, None, 2.0], dtype="Float64"),
+        pd.Series(["a", None, "b"], dtype="string[pyarrow]"),
+        pd.to_datetime(pd.Series(["2024-01-01", None, "2024-03-01"])),
+    ],
+    ids=lambda c: str(c.dtype),
+)
+def test_native_matches_gx_on_other_dtypes(column: pd.Series) -> None:
+    items = [
+        {BETWEEN: {"column": "x", "min_value": 0, "max_value": 1}},
+        {BETWEEN: {"column": "x", "min_value": 0.15, "strict_min": True}},
+        {"expect_column_values_to_be_in_set": {"column": "x", "value_set": [True, 1, "a", 0.1]}},
+        {"expect_column_values_to_not_be_in_set": {"column": "x", "value_set": [True, "a"]}},
+        {"expect_column_values_to_be_unique": {"column": "x"}},
+        {"expect_column_values_to_match_regex": {"column": "x", "regex": "^[aT1]"}},
+        {"expect_column_values_to_not_be_null": {"column": "x", "mostly": 0.6}},
+        {"expect_column_mean_to_be_between": {"column": "x", "min_value": 0.5}},
+        {"expect_column_min_to_be_between": {"column": "x", "min_value": 0.1}},
+        {"expect_column_max_to_be_between": {"column": "x", "max_value": 1}},
+    ]
+    frame = pd.DataFrame({"x": column})
+    for native, gx in zip(run(frame, *items), run(frame, *items, engine="gx"), strict=True):
+        assert_same(native, gx)
+
+
 def test_empty_frame() -> None:
     frame = pd.DataFrame({"x": pd.Series([], dtype="float64")})
     items = [
@@ -433,6 +466,16 @@ def test_gx_arguments_and_errors_become_results() -> None:
     assert (conditional.engine, conditional.success, conditional.element_count) == ("gx", True, 2)
     assert (coerced.engine, coerced.success, coerced.unexpected_count) == ("gx", False, 2)
     assert parameter.success is False and "could not evaluate" in (parameter.message or "")
+    dated = pd.DataFrame({"d": pd.to_datetime(["2024-01-05", "2024-02-01", None])})
+    # GX coerces "2024-01-01" to a date, which pandas will not compare with a Timestamp
+    [as_date, as_datetime] = run(
+        dated,
+        {"expect_column_min_to_be_between": {"column": "d", "min_value": "2024-01-01"}},
+        {"expect_column_min_to_be_between": {"column": "d", "min_value": "2024-01-01T00:00:00"}},
+    )
+    assert not as_date.success and "could not evaluate" in (as_date.message or "")
+    assert (as_datetime.engine, as_datetime.success) == ("gx", True)
+    assert as_datetime.observed_value == "2024-01-05T00:00:00"
     bad = ExpectationSpec(type="expect_nothing_at_all")  # built without parse_expectation
     [result] = evaluate(frame, [bad], metric="m")
     assert (result.success, result.message) == (
@@ -491,3 +534,15 @@ def test_first_gx_use_prints_nothing() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+def test_an_expectation_breaking_the_gx_suite_fails_alone() -> None:
+    frame = pd.DataFrame({"n": [1, 2, 3]})
+    unserialisable = {"column": "n", "meta": {"x": object()}}  # a Python declaration's mistake
+    specs = [
+        ExpectationSpec(type="expect_column_values_to_be_increasing", kwargs=unserialisable),
+        ExpectationSpec(type="expect_column_values_to_be_increasing", kwargs={"column": "n"}),
+    ]
+    broken, fine = evaluate(frame, specs, metric="m")
+    assert (broken.success, fine.success, fine.unexpected_count) == (False, True, 0)
+    assert "cannot be serialized" in (broken.message or "")
