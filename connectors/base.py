@@ -22,8 +22,8 @@ from cycles.values import CheckResult, PeriodValue
 
 if TYPE_CHECKING:
     import pandas as pd
-    from cycles.checks import ExpectationSpec
 
+    from cycles.checks import ExpectationSpec
     from cycles.declaration.model import MetricSpec
 
     Evaluate = Callable[[pd.DataFrame, Sequence[ExpectationSpec]], list[CheckResult]]
@@ -48,6 +48,7 @@ class Window:
     """The periods a metric is asked for: the baseline and, last, the period under review."""
 
     periods: tuple[Period, ...]
+    timezone: str = "UTC"  # timezone-aware timestamps are read in the outcome's timezone
 
     @property
     def current(self) -> Period:
@@ -145,7 +146,7 @@ def label_periods(rows: pd.DataFrame, metric: MetricSpec, window: Window) -> pd.
 
     if metric.period not in rows.columns:
         raise SchemaError(f"column {metric.period!r} not found", key="period")
-    stamps = _to_naive_timestamps(rows[metric.period], metric.period)
+    stamps = _to_naive_timestamps(rows[metric.period], metric.period, window.timezone)
     starts = [pd.Timestamp(p.start) for p in window.periods]
     ends = [pd.Timestamp(p.end) for p in window.periods]
     inside = (stamps >= starts[0]) & (stamps < ends[-1])
@@ -158,24 +159,30 @@ def label_periods(rows: pd.DataFrame, metric: MetricSpec, window: Window) -> pd.
     return rows
 
 
-def _to_naive_timestamps(column: pd.Series, name: str) -> pd.Series:
+def _to_naive_timestamps(column: pd.Series, name: str, timezone: str) -> pd.Series:
+    """Local wall-clock timestamps: aware values converted to `timezone`, naive ones as they are."""
     import pandas as pd
 
     if pd.api.types.is_datetime64_any_dtype(column):
         stamps = column
     else:
+        text = column.astype("string")
+        aware = text.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True, na=False)
         try:
-            stamps = pd.to_datetime(column, format="ISO8601", utc=False)
+            if aware.any():
+                # mixed offsets only parse as UTC; naive values must not be shifted
+                parsed = pd.to_datetime(text.where(aware), format="ISO8601", utc=True)
+                local = parsed.dt.tz_convert(timezone).dt.tz_localize(None)
+                naive = pd.to_datetime(text.where(~aware), format="ISO8601")
+                return local.where(aware, naive)
+            stamps = pd.to_datetime(text, format="ISO8601")
         except (ValueError, TypeError) as exc:
-            try:
-                stamps = pd.to_datetime(column, format="mixed")
-            except (ValueError, TypeError):
-                raise SchemaError(
-                    f"column {name!r} holds values that are not dates or timestamps ({exc})",
-                    key="period",
-                ) from exc
+            raise SchemaError(
+                f"column {name!r} holds values that are not ISO dates or timestamps ({exc})",
+                key="period",
+            ) from exc
     if getattr(stamps.dt, "tz", None) is not None:
-        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+        stamps = stamps.dt.tz_convert(timezone).dt.tz_localize(None)
     return stamps
 
 

@@ -87,7 +87,8 @@ def print_summary(record: CycleRecord) -> None:
     cmp = "≥" if record.direction == "increase" else "≤"
     table.add_row(
         "result",
-        f"{record.result_metric} = {fmt(record.result_value)} (target {cmp} {fmt(record.target)}; stood at {fmt(record.standing)})",
+        f"{record.result_metric} = {fmt(record.result_value)} "
+        f"(target {cmp} {fmt(record.target)}; stood at {fmt(record.standing)})",
     )
     table.add_row("approach", approach_text(record.approach))
     if record.actions:
@@ -104,7 +105,8 @@ def print_summary(record: CycleRecord) -> None:
         lim = record.limits
         table.add_row(
             "XmR limits",
-            f"{fmt(lim.lower)} .. {fmt(lim.centre)} .. {fmt(lim.upper)} ({len(lim.baseline)} baseline periods)",
+            f"{fmt(lim.lower)} .. {fmt(lim.centre)} .. {fmt(lim.upper)} "
+            f"({len(lim.baseline)} baseline periods)",
         )
     table.add_row("decision", decision_text(record))
     for reason in record.reasons:

@@ -49,7 +49,8 @@ def run_demo(*, use_prefect: bool) -> int:
     out.print(f"  radar history {outcome.outcome}              all cycles and their decisions")
     out.print(f"  radar run {outcome.outcome} --period {LAST} --json   one cycle as JSON")
     out.print(
-        f"  radar run {outcome.outcome} --period {LAST} --review --dry-run   review again, record nothing"
+        f"  radar run {outcome.outcome} --period {LAST} --review --dry-run"
+        "   review again, record nothing"
     )
     if use_prefect:
         out.print(

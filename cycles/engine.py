@@ -175,7 +175,7 @@ class Cycle:
 
 def _result(cycle: Cycle) -> None:
     outcome, period = cycle.outcome, cycle.period
-    window = Window(tuple(period.before(outcome.policy.baseline_periods)) + (period,))
+    window = Window((*period.before(outcome.policy.baseline_periods), period), outcome.timezone)
     measured = cycle.measure(outcome.result.metric, window, with_checks=False)
     cycle.record.standing = stages.standing(measured.values, period)
 
@@ -210,10 +210,10 @@ def _deploy_action(cycle: Cycle, config: Any) -> ActionRun:
     outcome, record = cycle.outcome, cycle.record
     assert record.approach is not None
     key = stages.action_key(outcome.outcome, record.period, record.approach.name, config.name)
-    ids = dict(
-        key=key, outcome=outcome.outcome, period=record.period,
-        approach=record.approach.name, action=config.name, type=config.type,
-    )  # fmt: skip
+    ids = {
+        "key": key, "outcome": outcome.outcome, "period": record.period,
+        "approach": record.approach.name, "action": config.name, "type": config.type,
+    }  # fmt: skip
     store = cycle.store
     known = store.get_action(key) if store else None
     if known is not None and known.status in ("succeeded", "skipped"):

@@ -40,21 +40,20 @@ class Period:
     def parse(cls, text: str, cadence: Cadence | str) -> Period:
         """Parse `text` as a period of `cadence`; ValueError names the expected form."""
         cadence = Cadence(cadence)
+        expected = f"(expected e.g. {_EXAMPLES[cadence]})"
         match = _PATTERNS[cadence].match(text.strip())
         if not match:
-            raise ValueError(
-                f"{text!r} is not a {cadence.value} period (expected e.g. {_EXAMPLES[cadence]})"
-            )
+            raise ValueError(f"{text!r} is not a {cadence.value} period {expected}")
         year, part = int(match.group(1)), int(match.group(2))
         if cadence is Cadence.monthly:
             if not 1 <= part <= 12:
-                raise ValueError(f"{text!r}: month must be 01-12")
+                raise ValueError(f"{text!r}: month must be 01-12 {expected}")
             return cls(cadence, year * 12 + part - 1)
         if cadence is Cadence.quarterly:
             return cls(cadence, year * 4 + part - 1)
         weeks_in_year = date(year, 12, 28).isocalendar().week
         if not 1 <= part <= weeks_in_year:
-            raise ValueError(f"{text!r}: {year} has ISO weeks 01-{weeks_in_year:02d}")
+            raise ValueError(f"{text!r}: {year} has ISO weeks 01-{weeks_in_year:02d} {expected}")
         return cls.containing(date.fromisocalendar(year, part, 1), cadence)
 
     @classmethod

@@ -95,7 +95,8 @@ def assessment_window(outcome: Outcome, period: Period, start: Period) -> Window
     """Baseline periods before the approach started, the approach's periods, and this one."""
     policy = outcome.policy
     first = min(start - policy.baseline_periods, period - max(policy.sustain - 1, 0))
-    return Window(tuple(first + i for i in range(period.index - first.index + 1)))
+    periods = tuple(first + i for i in range(period.index - first.index + 1))
+    return Window(periods, outcome.timezone)
 
 
 def baseline_limits(

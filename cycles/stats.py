@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 from cycles.values import Limits, SignalKind
@@ -37,8 +38,14 @@ def point_signal(value: float | None, limits: Limits | None, direction: str) -> 
     """A point beyond the limit on the better side: improvement; on the worse: deterioration."""
     if value is None or limits is None:
         return SignalKind.none
-    above, below = value > limits.upper, value < limits.lower
+    above = value > limits.upper and not _close(value, limits.upper)
+    below = value < limits.lower and not _close(value, limits.lower)
     if not (above or below):
         return SignalKind.none
     better = above if direction == "increase" else below
     return SignalKind.improvement if better else SignalKind.deterioration
+
+
+def _close(a: float, b: float) -> bool:
+    """Equal but for floating-point rounding (a constant baseline has zero-width limits)."""
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from importlib import import_module
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 from pydantic import Field
@@ -37,18 +41,31 @@ class PythonAction(Action):
 
 
 def _resolve(dotted: str, context: ActionContext) -> Any:
+    """The callable at `module:attr` (or `module.attr`); a module beside the declaration wins."""
     module_name, _, attr = dotted.partition(":") if ":" in dotted else dotted.rpartition(".")
-    import sys
-
-    base = str(context.base_dir)
-    if base not in sys.path:  # callables may live beside the declaration
-        sys.path.insert(0, base)
     try:
-        obj: Any = import_module(module_name)
+        obj: Any = _module(module_name, context.base_dir)
         for part in attr.split("."):
             obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, SyntaxError) as exc:
         raise ActionError(f"cannot import {dotted}: {exc}") from exc
     if not callable(obj):
         raise ActionError(f"{dotted} is not callable")
     return obj
+
+
+def _module(name: str, base_dir: Path) -> ModuleType:
+    local = base_dir.joinpath(*name.split(".")).with_suffix(".py")
+    if not local.is_file():
+        return import_module(name)
+    # Load by path under a name unique to the file: two declarations may each have an
+    # `actions.py` of their own.
+    key = f"radar_actions_{abs(hash(str(local.resolve())))}_{local.stat().st_mtime_ns}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, local)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {local}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[key] = module
+    return sys.modules[key]

@@ -14,10 +14,33 @@ def located(loc: Loc, message: str) -> PydanticCustomError:
     return PydanticCustomError("radar", "{message}", {"message": message, "radar_loc": loc})
 
 
+def ranked_errors(exc: Any) -> list[tuple[Loc, str, bool]]:
+    """(loc, message, is_missing) of each error, what is written before what is missing.
+
+    A typo in a key causes two errors (unknown key, required key missing); the typo is the one
+    to report, with the missing sibling it probably meant.
+    """
+    raw = exc.errors(include_url=False)
+    resolved = [resolve(err) for err in raw]
+    missing = {loc for (loc, _), err in zip(resolved, raw, strict=True) if err["type"] == "missing"}
+    ranked = [(loc, _suggest(loc, message, missing), loc in missing) for loc, message in resolved]
+    return sorted(ranked, key=lambda e: e[2])
+
+
 def first_error(exc: Any) -> tuple[Loc, str]:
-    """(loc, message) of the first error of a pydantic ValidationError, `radar_loc` resolved."""
-    err = exc.errors(include_url=False)[0]
-    return resolve(err)
+    """The error of a pydantic ValidationError to report, `radar_loc` resolved."""
+    loc, message, _ = ranked_errors(exc)[0]
+    return loc, message
+
+
+def _suggest(loc: Loc, message: str, missing: set[Loc]) -> str:
+    if message != "unknown key" or not loc:
+        return message
+    import difflib
+
+    siblings = [str(m[-1]) for m in missing if m[:-1] == loc[:-1]]
+    hint = difflib.get_close_matches(str(loc[-1]), siblings, n=1)
+    return f"unknown key (did you mean {hint[0]!r}?)" if hint else message
 
 
 def resolve(err: dict[str, Any]) -> tuple[Loc, str]:

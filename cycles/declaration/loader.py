@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from cycles import secrets
-from cycles.declaration.errors import Loc, resolve
+from cycles.declaration.errors import Loc, ranked_errors, resolve
 from cycles.declaration.model import Outcome
 from cycles.errors import DeclarationError
 
@@ -140,10 +140,10 @@ def _line(lines: dict[Loc, int], loc: Loc) -> int | None:
 
 
 def _located_error(exc: ValidationError, path: Path, lines: dict[Loc, int]) -> DeclarationError:
-    errors = [resolve(err) for err in exc.errors(include_url=False)]
-    # report the first problem in file order, so fixing top to bottom works
-    errors.sort(key=lambda e: _line(lines, e[0]) or 0)
-    loc, message = errors[0]
+    errors = ranked_errors(exc)
+    # what is written before what is missing, then in file order: fixing top to bottom works
+    errors.sort(key=lambda e: (e[2], _line(lines, e[0]) or 0))
+    loc, message, _ = errors[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return DeclarationError(
         secrets.redact(message) + more, file=path, line=_line(lines, loc), key=key_path(loc) or None

@@ -22,7 +22,7 @@ LIMITS = xmr_limits(FLAT)  # centre ~0.18, limits ~[0.154, 0.206]
 
 
 def case(**overrides: Any) -> PolicyInput:
-    base: dict[str, Any] = dict(
+    base: dict[str, Any] = dict(  # noqa: C408 - keyword form reads like the model
         metric="rate", period="2026-10", direction="increase", target=0.30, value=0.185,
         previous_values=[0.18, 0.18], failed_checks=[], limits=LIMITS, baseline_count=12,
         approach=ApproachRef(name="incentive", params={"usd": 20, "channels": 2}),

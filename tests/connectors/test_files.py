@@ -1,0 +1,119 @@
+"""CSV and Parquet connectors: only the needed columns, rows into periods, means and proportions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from connectors.base import SchemaError, Window
+from connectors.files import CsvConnector, ParquetConnector
+from connectors.registry import UnknownType, connector_class, known_types
+from cycles.declaration.model import MetricSpec
+from cycles.periods import Cadence, Period
+
+
+def window(first: str, n: int) -> Window:
+    start = Period.parse(first, Cadence.monthly)
+    return Window(tuple(start + i for i in range(n)))
+
+
+ROWS = pd.DataFrame(
+    {
+        "ts": ["2026-01-31T23:30:00", "2026-02-01", "2026-02-15 12:00", "2026-02-28", "2026-03-01",
+               "2025-12-31", "2026-04-01"],
+        "shop": ["a", "a", "b", "b", "a", "a", "a"],
+        "rate": [0.1, 0.2, 0.4, None, 0.3, 9.0, 9.0],
+        "num": [1, 2, 4, 0, 3, 9, 9],
+        "den": [10, 10, 10, 10, 10, 10, 10],
+        "wide": ["x"] * 7,
+    }
+)  # fmt: skip
+
+
+@pytest.fixture(params=["csv", "parquet"])
+def connector(request: pytest.FixtureRequest, tmp_path: Path) -> CsvConnector | ParquetConnector:
+    if request.param == "csv":
+        ROWS.to_csv(tmp_path / "rows.csv", index=False)
+        return CsvConnector("src", CsvConnector.Config(path="rows.csv"), base_dir=tmp_path)
+    frame = ROWS.assign(ts=pd.to_datetime(ROWS["ts"], format="mixed"))
+    frame.to_parquet(tmp_path / "rows.parquet")
+    return ParquetConnector("src", ParquetConnector.Config(path="rows.parquet"), base_dir=tmp_path)
+
+
+def test_mean_per_period_in_half_open_intervals(connector: CsvConnector) -> None:
+    metric = MetricSpec(connector="src", period="ts", value="rate")
+    values = connector.measure(metric, window("2026-01", 3)).values
+    assert [v.period for v in values] == ["2026-01", "2026-02", "2026-03"]
+    assert [v.value for v in values] == pytest.approx([0.1, 0.3, 0.3])  # null skipped in the mean
+    assert [v.rows for v in values] == [1, 3, 1]  # rows outside the window are not counted
+
+
+def test_proportion_is_a_ratio_of_sums(connector: CsvConnector) -> None:
+    metric = MetricSpec(connector="src", period="ts", numerator="num", denominator="den")
+    values = connector.measure(metric, window("2026-02", 2)).values
+    assert values[0].value == pytest.approx(6 / 30) and values[0].numerator == 6
+    assert values[0].denominator == 30 and values[1].value == pytest.approx(0.3)
+
+
+def test_empty_period_has_no_value(connector: CsvConnector) -> None:
+    metric = MetricSpec(connector="src", period="ts", value="rate")
+    values = connector.measure(metric, window("2026-05", 1)).values
+    assert values[0].value is None and values[0].rows == 0
+
+
+def test_filter(connector: CsvConnector) -> None:
+    metric = MetricSpec(connector="src", period="ts", value="rate", query={"filter": {"shop": "b"}})
+    values = connector.measure(metric, window("2026-02", 1)).values
+    assert values[0].value == pytest.approx(0.4) and values[0].rows == 2
+
+
+def test_checks_see_only_the_period_rows_and_needed_columns(connector: CsvConnector) -> None:
+    from cycles.checks import evaluate, parse_expectation
+
+    seen: list[pd.DataFrame] = []
+
+    def spy(frame: pd.DataFrame, specs: list) -> list:
+        seen.append(frame)
+        return evaluate(frame, specs, metric="rate")
+
+    spec = parse_expectation({"expect_column_values_to_not_be_null": {"column": "rate"}})
+    metric = MetricSpec(connector="src", period="ts", value="rate")
+    measured = connector.measure(metric, window("2026-01", 2), [spec], spy)
+    assert list(seen[0].columns) == ["rate"] and len(seen[0]) == 3
+    assert measured.checks[0].success is False and measured.checks[0].unexpected_count == 1
+
+
+def test_missing_column_is_a_schema_error(connector: CsvConnector) -> None:
+    metric = MetricSpec(connector="src", period="when", value="rate")
+    with pytest.raises(SchemaError) as info:
+        connector.measure(metric, window("2026-01", 1))
+    assert info.value.key == "period" and "'when'" in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    connector = CsvConnector("src", CsvConnector.Config(path="gone.csv"), base_dir=tmp_path)
+    with pytest.raises(SchemaError, match="file not found") as info:
+        connector.columns(None)
+    assert info.value.key == "path"
+
+
+def test_timezone_aware_timestamps(tmp_path: Path) -> None:
+    (tmp_path / "tz.csv").write_text(
+        "ts,v\n2026-01-31T23:30:00-02:00,1\n2026-01-31T22:00:00+00:00,2\n"
+    )
+    connector = CsvConnector("src", CsvConnector.Config(path="tz.csv"), base_dir=tmp_path)
+    values = connector.measure(
+        MetricSpec(connector="src", period="ts", value="v"), window("2026-01", 2)
+    ).values
+    assert [v.value for v in values] == [2.0, 1.0]  # 23:30 at -02:00 is February in UTC
+
+
+def test_registry_lists_builtins_and_rejects_unknown() -> None:
+    assert {"csv", "parquet"} <= set(known_types("radar.connectors"))
+    assert connector_class("csv") is CsvConnector
+    with pytest.raises(
+        UnknownType, match=r"known: .*csv.*a plugin providing it may not be installed"
+    ):
+        connector_class("excel")

@@ -1,0 +1,100 @@
+"""The command line end to end: the demo, help, and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cycles.cli import main
+
+DECISIONS = {"keep", "adjust", "switch", "hold", "achieved"}
+
+
+def radar(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 240
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    full_env.pop("RADAR_DATABASE_URL", None)
+    full_env.pop("PREFECT_API_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "cycles.cli", *args], cwd=cwd, env=full_env,
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("run", "history", "validate", "demo"):
+        assert command in out
+
+
+def test_demo_in_process(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--no-prefect"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line[:4].isdigit() and line[4] == "-"]
+    assert len(lines) >= 12
+    assert {word for line in lines for word in line.split()} >= DECISIONS
+    assert "radar history referrals" in out
+    assert main(["history", "referrals", "--json"]) == 0
+    history = json.loads(capsys.readouterr().out)
+    assert len(history) == len(lines)
+    assert {c["decision"] for c in history} == DECISIONS
+    assert (workdir / ".radar" / "radar.db").is_file()
+
+
+@pytest.mark.slow
+def test_demo_through_prefect_in_an_empty_directory(tmp_path: Path) -> None:
+    proc = radar("demo", cwd=tmp_path, env={"PREFECT_HOME": str(tmp_path / "prefect-home")})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no Prefect log lines, no server chatter
+    lines = [
+        line for line in proc.stdout.splitlines() if line[:7].count("-") == 1 and line[:4].isdigit()
+    ]
+    assert len(lines) >= 12
+    assert {word for line in lines for word in line.split()} >= DECISIONS
+    assert "prefect server start" in proc.stdout and "radar history referrals" in proc.stdout
+    assert "INFO" not in proc.stdout and "Starting temporary server" not in proc.stdout
+
+
+def test_run_by_name_with_the_bundled_example(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "referrals", "--period", "2025-09", "--json", "--dry-run"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["decision"] == "adjust" and data["next_approach"]["params"] == {"incentive_usd": 30}
+    assert data["actions"][0]["status"] == "skipped"  # a past period: never executed
+
+
+def test_readable_summary(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "referrals", "--period", "2025-11", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "referrals · 2025-11" in out and "hold" in out and "data check failed" in out
+
+
+def test_other_failures_exit_1_with_one_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RADAR_DATABASE_URL", "postgresql://radar:s3cret-pw@127.0.0.1:1/nothing")
+    assert main(["history", "referrals"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("radar: ")
+    assert "s3cret-pw" not in err and "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(workdir: Path) -> None:
+    proc = radar("--debug", "run", "nope.yaml", cwd=workdir)
+    assert proc.returncode == 2
+    assert "Traceback" in proc.stderr and "no such declaration file" in proc.stderr
+
+
+def test_history_of_an_unknown_outcome(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["history", "nothing-here"]) == 0
+    assert "no cycles recorded" in capsys.readouterr().out
+    assert main(["history", "nothing-here", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
