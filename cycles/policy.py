@@ -75,7 +75,7 @@ def decide(inp: PolicyInput) -> Decision:
             reasons.append(f"no value of {inp.metric} for {inp.period}")
         reasons.append("approach unchanged on bad or missing data")
         summary = (
-            f"data check failed: {inp.failed_checks[0]}"
+            f"data check failed: {inp.failed_checks[0].split(': ')[0]}"
             if inp.failed_checks
             else "no value for the period"
         )
