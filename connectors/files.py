@@ -43,11 +43,12 @@ class FileConnector(Connector):
     def fetch(self, query: Any, window: Window, columns: Sequence[str]) -> pd.DataFrame:
         import pandas as pd
 
-        self.check_exists()
         wanted = list(dict.fromkeys([*columns, *query.filter]))
-        missing = [c for c in wanted if c not in (self.columns(query) or wanted)]
+        available = self.columns(query) or []
+        missing = [c for c in wanted if c not in available]
         if missing:
-            raise SchemaError(f"column {missing[0]!r} not found in {self.path}", key="columns")
+            key = "query" if missing[0] in query.filter else "columns"
+            raise SchemaError(f"column {missing[0]!r} not found in {self.path}", key=key)
         try:
             frame = self._read(wanted)
         except (OSError, ValueError) as exc:

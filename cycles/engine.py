@@ -320,14 +320,24 @@ def open_connector(outcome: Outcome, name: str) -> Connector:
     return connector_class(config.type)(name, config, base_dir=outcome.base_dir)
 
 
+CONNECTOR_KEYS = {"path", "url", "base_url", "headers", "schema"}  # SchemaError keys of a connector
+QUERY_KEYS = {"table", "sql", "filter", "records", "params"}  # ... of a metric's query
+
+
 def locate_schema_error(outcome: Outcome, metric: str, exc: SchemaError) -> DeclarationError:
     """Point a missing file or column at the declaration key that names it."""
-    spec = outcome.metrics[metric]
-    if exc.key == "path":
-        loc: tuple[str | int, ...] = ("connectors", spec.connector, "path")
-    else:
-        loc = ("metrics", metric, exc.key)
     from cycles.declaration.loader import key_path
+
+    spec = outcome.metrics[metric]
+    loc: tuple[str | int, ...]
+    if exc.key in CONNECTOR_KEYS:
+        loc = ("connectors", spec.connector, exc.key)
+    elif exc.key in QUERY_KEYS:
+        loc = ("metrics", metric, "query", exc.key)
+    elif exc.key == "columns":
+        loc = ("metrics", metric)
+    else:
+        loc = ("metrics", metric, *exc.key.split("."))
 
     return DeclarationError(
         str(exc), file=outcome.source, line=outcome.line_of(loc), key=key_path(loc)

@@ -29,7 +29,7 @@ BAD = [
     ("missing required key", "title: Customers refer us\n", "", "outcome:", "title", "required key is missing"),
     ("typo in the result metric", "  metric: rate\n  target", "  metric: rat\n  target", "metric: rat", "result.metric", "'rat' is not a key of metrics (did you mean 'rate'?)"),
     ("metric names an undeclared connector", "    connector: crm", "    connector: crm2", "connector: crm2", "metrics.rate.connector", "'crm2' is not a key of connectors"),
-    ("unknown connector type", "    type: csv", "    type: exel", "type: exel", "connectors.crm.type", "unknown connector type 'exel' (known: csv, parquet"),
+    ("unknown connector type", "    type: csv", "    type: exel", "type: exel", "connectors.crm.type", "unknown connector type 'exel' (known: csv, http, parquet, sql"),
     ("unknown connector key", "    path: data/rate.csv", "    pth: data/rate.csv", "pth:", "connectors.crm.pth", "unknown key"),
     ("unknown expectation", "expect_column_values_to_not_be_null", "expect_colum_values_to_not_be_null", "expect_colum_values", "checks.rate[0].expect_colum_values_to_not_be_null", "did you mean 'expect_column_values_to_not_be_null'"),
     ("bad expectation argument", "min_value: 0,", "min_value: low,", "min_value: low", "checks.rate[1].expect_column_values_to_be_between.min_value", "min_value"),
