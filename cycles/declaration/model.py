@@ -146,7 +146,7 @@ ConnectorEntry = Annotated[SerializeAsAny[ConnectorConfig], BeforeValidator(_con
 ActionEntry = Annotated[SerializeAsAny[ActionConfig], BeforeValidator(_action_config)]
 Expectation = Annotated[ExpectationSpec, BeforeValidator(_expectation)]
 
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")  # {period}, {params.x}; not JSON
 
 
 class ApproachSpec(Strict):

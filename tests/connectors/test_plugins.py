@@ -13,8 +13,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, months
+
 from connectors import registry
 from cycles.declaration import load_yaml
 from cycles.engine import run_cycle

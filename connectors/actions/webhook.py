@@ -1,0 +1,100 @@
+"""`webhook` actions: send the rendered payload as JSON, with the action's idempotency key.
+
+    actions:
+      - name: ask-promoters
+        type: webhook
+        url: https://crm.example.com/hooks/ask
+        headers: {Authorization: "Bearer ${CRM_TOKEN}"}
+        payload: {incentive_usd: "{params.incentive_usd}", period: "{period}"}
+        reach: result.sent              # where the response JSON says how many were reached
+
+Every attempt (retries included) carries `Idempotency-Key: <outcome>/<period>/<approach>/<action>`
+so the receiver can de-duplicate. A 2xx answer is success; the reach is the number at `reach`
+in its JSON body, or None when there is none.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from connectors.actions.base import Action, ActionConfig, ActionContext
+from cycles.errors import ActionError
+from cycles.secrets import redact
+
+
+class WebhookConfig(ActionConfig):
+    type: Literal["webhook"] = "webhook"
+    url: str  # may use {period}, {outcome}, {params.X}
+    method: Literal["POST", "PUT"] = "POST"
+    headers: dict[str, SecretStr] = Field(default_factory=dict)  # sent as they are
+    payload: dict[str, Any] = Field(default_factory=dict)  # may use {period}, {params.X}, ...
+    timeout: float = Field(default=10, gt=0)
+    retries: int = Field(default=3, ge=0, le=20)
+    backoff: float = Field(default=0.5, ge=0)
+    reach: str = "reach"  # dotted key path of the reach in the response JSON
+
+    @field_validator("url")
+    @classmethod
+    def _absolute_http_url(cls, value: str) -> str:
+        if not value.strip().lower().startswith(("http://", "https://", "{")):
+            raise ValueError("url must start with http:// or https://")
+        return value.strip()
+
+    def __repr__(self) -> str:  # a secret in the URL must not show up in a traceback either
+        return redact(super().__repr__())
+
+    __str__ = __repr__
+
+
+class WebhookAction(Action):
+    type = "webhook"
+    Config = WebhookConfig
+    config: WebhookConfig
+
+    def run(self, context: ActionContext) -> float | None:
+        import httpx
+
+        from connectors._http import send
+
+        spec = self.rendered(context)
+        headers = {k: v.get_secret_value() for k, v in self.config.headers.items()}
+        headers = {k: v for k, v in headers.items() if k.lower() != "idempotency-key"}
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+        headers["Idempotency-Key"] = context.key  # the same on every attempt: receivers dedupe
+        try:
+            content = json.dumps(spec["payload"], default=str, allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise ActionError(f"action {self.config.name!r}: payload is not JSON: {exc}") from None
+        with httpx.Client(timeout=httpx.Timeout(self.config.timeout)) as client:
+            response = send(
+                client,
+                self.config.method,
+                str(spec["url"]),
+                what=f"action {self.config.name!r}",
+                error=ActionError,
+                retries=self.config.retries,
+                backoff=self.config.backoff,
+                content=content,
+                headers=headers,
+            )
+        return reach_of(response, self.config.reach)
+
+
+def reach_of(response: Any, path: str) -> float | None:
+    """The number at dotted key `path` of the response's JSON body, or None."""
+    try:
+        node = response.json()
+    except ValueError:
+        return None
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    if isinstance(node, bool) or not isinstance(node, int | float) or not math.isfinite(node):
+        return None
+    return float(node)
