@@ -73,7 +73,7 @@ def _flow_runner(outcome: Outcome) -> Callable[[Period], CycleRecord]:
     from cycles.flow import run_in_flow
 
     def step(period: Period) -> CycleRecord:
-        record = run_in_flow(outcome, str(period))
+        record = run_in_flow(outcome, str(period), tagged=False)
         # Prefect's SQLite server answers 503 (and its client backs off 2 s) when a flow run is
         # created while it still writes the previous run's events; a short pause avoids that.
         time.sleep(SETTLE_SECONDS)
