@@ -146,16 +146,16 @@ def label_periods(rows: pd.DataFrame, metric: MetricSpec, window: Window) -> pd.
 
     if metric.period not in rows.columns:
         raise SchemaError(f"column {metric.period!r} not found", key="period")
+    import numpy as np
+
     stamps = _to_naive_timestamps(rows[metric.period], metric.period, window.timezone)
-    starts = [pd.Timestamp(p.start) for p in window.periods]
-    ends = [pd.Timestamp(p.end) for p in window.periods]
-    inside = (stamps >= starts[0]) & (stamps < ends[-1])
+    inside = (stamps >= pd.Timestamp(window.start)) & (stamps < pd.Timestamp(window.end))
     rows = rows.loc[inside].copy()
-    stamps = stamps[inside]
-    labels = pd.Series(None, index=rows.index, dtype="object")
-    for period, start, end in zip(window.periods, starts, ends, strict=True):
-        labels[(stamps >= start) & (stamps < end)] = str(period)
-    rows["__period"] = labels
+    # consecutive periods: the one holding a stamp is the last whose start is not after it
+    starts = np.array([np.datetime64(p.start, "ns") for p in window.periods])
+    index = np.searchsorted(starts, stamps[inside].to_numpy(dtype="datetime64[ns]"), side="right")
+    labels = np.array([str(p) for p in window.periods], dtype=object)
+    rows["__period"] = labels[index - 1]
     return rows
 
 
@@ -166,16 +166,15 @@ def _to_naive_timestamps(column: pd.Series, name: str, timezone: str) -> pd.Seri
     if pd.api.types.is_datetime64_any_dtype(column):
         stamps = column
     else:
-        text = column.astype("string")
-        aware = text.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True, na=False)
         try:
-            if aware.any():
-                # mixed offsets only parse as UTC; naive values must not be shifted
+            try:
+                stamps = pd.to_datetime(column, format="ISO8601")
+            except ValueError:  # mixed UTC offsets, or offsets beside naive values
+                text = column.astype("string")
+                aware = text.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True, na=False)
                 parsed = pd.to_datetime(text.where(aware), format="ISO8601", utc=True)
                 local = parsed.dt.tz_convert(timezone).dt.tz_localize(None)
-                naive = pd.to_datetime(text.where(~aware), format="ISO8601")
-                return local.where(aware, naive)
-            stamps = pd.to_datetime(text, format="ISO8601")
+                return local.where(aware, pd.to_datetime(text.where(~aware), format="ISO8601"))
         except (ValueError, TypeError) as exc:
             raise SchemaError(
                 f"column {name!r} holds values that are not ISO dates or timestamps ({exc})",

@@ -49,19 +49,35 @@ class FileConnector(Connector):
         if missing:
             key = "query" if missing[0] in query.filter else "columns"
             raise SchemaError(f"column {missing[0]!r} not found in {self.path}", key=key)
-        try:
-            frame = self._read(wanted)
-        except (OSError, ValueError) as exc:
-            raise ConnectorError(
-                f"connector {self.name!r}: cannot read {self.path}: {exc}"
-            ) from exc
+        frame = self._cached_read(wanted)
         for column, expected in query.filter.items():
             values = expected if isinstance(expected, list) else [expected]
             frame = frame[frame[column].isin(values)]
-        return pd.DataFrame(frame)
+        return pd.DataFrame(frame, copy=False)
+
+    def _cached_read(self, columns: list[str]) -> pd.DataFrame:
+        """Parse the file once per content and column set: the Result and Assessment stages of
+        a cycle, and successive cycles in one process, read the same columns."""
+        stat = self.path.stat()
+        key = (str(self.path.resolve()), stat.st_mtime_ns, stat.st_size, tuple(sorted(columns)))
+        if key not in _READS:
+            try:
+                frame = self._read(columns)
+            except (OSError, ValueError) as exc:
+                raise ConnectorError(
+                    f"connector {self.name!r}: cannot read {self.path}: {exc}"
+                ) from exc
+            _READS[key] = frame
+            while len(_READS) > _READS_KEPT:
+                _READS.pop(next(iter(_READS)))
+        return _READS[key]
 
     def _read(self, columns: list[str]) -> pd.DataFrame:
         raise NotImplementedError
+
+
+_READS: dict[tuple[Any, ...], pd.DataFrame] = {}  # oldest first
+_READS_KEPT = 4  # bounded: memory must not grow with the number of outcomes
 
 
 class CsvConfig(FileConfig):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import Connector, Measurement, SchemaError, Window
@@ -19,7 +20,7 @@ from cycles.declaration.model import Outcome
 from cycles.errors import ActionError, DeclarationError, RadarError, UsageError
 from cycles.periods import Period
 from cycles.record import CheckSummary, CycleRecord
-from cycles.values import ActionRun, Stage, StageRun
+from cycles.values import ActionRun, ApproachRef, Stage, StageRun
 
 if TYPE_CHECKING:
     from cycles.store import Store
@@ -77,7 +78,7 @@ class Cycle:
         self.record.direction = outcome.result.direction.value
         self.record.result_metric = outcome.result.metric
         self._connectors: dict[str, Connector] = {}
-        self._baseline_count = 0
+        self._measured: dict[str, Measurement] = {}
 
     # -- what is due ------------------------------------------------------------------------
     @property
@@ -150,39 +151,53 @@ class Cycle:
             self._connectors[name] = open_connector(self.outcome, name)
         return self._connectors[name]
 
-    def measure(self, metric: str, window: Window, with_checks: bool) -> Measurement:
+    def measure(self, metric: str) -> Measurement:
+        """The metric over this cycle's window, with its checks; read once per run."""
         from cycles.checks import evaluate
 
-        spec = self.outcome.metrics[metric]
-        expectations = self.outcome.checks.get(metric, []) if with_checks else []
+        if metric not in self._measured:
+            spec = self.outcome.metrics[metric]
 
-        def run_checks(frame: Any, specs: Any) -> Any:
-            return evaluate(frame, specs, metric=metric)
+            def run_checks(frame: Any, specs: Any) -> Any:
+                return evaluate(frame, specs, metric=metric)
 
-        try:
-            return self.connector(spec.connector).measure(spec, window, expectations, run_checks)
-        except SchemaError as exc:
-            raise locate_schema_error(self.outcome, metric, exc) from None
+            connector = self.connector(spec.connector)
+            expectations = self.outcome.checks.get(metric, [])
+            try:
+                self._measured[metric] = connector.measure(
+                    spec, self.window, expectations, run_checks
+                )
+            except SchemaError as exc:
+                raise locate_schema_error(self.outcome, metric, exc) from None
+        return self._measured[metric]
+
+    @cached_property
+    def planned(self) -> tuple[ApproachRef, str]:
+        """This cycle's approach as the last review planned it (and why)."""
+        previous = next((c for c in reversed(self.history) if c.next_approach), None)
+        return stages.choose_approach(self.outcome, previous)
 
     @property
     def approach_start(self) -> Period:
-        assert self.record.approach is not None
-        return stages.approach_start(self.history, self.record.approach.name, self.period)
+        name = (self.record.approach or self.planned[0]).name
+        return stages.approach_start(self.history, name, self.period)
+
+    @cached_property
+    def window(self) -> Window:
+        """Baseline before the approach started, the approach's periods, and this period."""
+        return stages.assessment_window(self.outcome, self.period, self.approach_start)
 
 
 # -- the stages, as the engine runs them ---------------------------------------------------------
 
 
 def _result(cycle: Cycle) -> None:
-    outcome, period = cycle.outcome, cycle.period
-    window = Window((*period.before(outcome.policy.baseline_periods), period), outcome.timezone)
-    measured = cycle.measure(outcome.result.metric, window, with_checks=False)
-    cycle.record.standing = stages.standing(measured.values, period)
+    measured = cycle.measure(cycle.outcome.result.metric)
+    cycle.record.standing = stages.standing(measured.values, cycle.period)
 
 
 def _approach(cycle: Cycle) -> None:
-    previous = next((c for c in reversed(cycle.history) if c.next_approach), None)
-    approach, why = stages.choose_approach(cycle.outcome, previous)
+    approach, why = cycle.planned
     cycle.record.approach = approach
     cycle.record.extra["approach_reason"] = why
 
@@ -243,10 +258,9 @@ def _deploy_action(cycle: Cycle, config: Any) -> ActionRun:
 def _assessment(cycle: Cycle) -> None:
     outcome, record = cycle.outcome, cycle.record
     start = cycle.approach_start
-    window = stages.assessment_window(outcome, cycle.period, start)
     results, metrics = [], {}
     for name in outcome.metrics:
-        measured = cycle.measure(name, window, with_checks=True)
+        measured = cycle.measure(name)
         metrics[name] = measured.values
         results.extend(measured.checks)
     record.metrics = metrics

@@ -48,7 +48,7 @@ def _store(url: str | None) -> Any:
     return Store(url)
 
 
-def build_flow(outcome: Outcome) -> Flow[..., dict[str, Any]]:
+def build_flow(outcome: Outcome) -> Flow[..., str]:
     """The Prefect flow that advances `outcome`'s cycle; runs are named `<outcome>/<period>`."""
     tasks = stage_tasks()
 
@@ -66,7 +66,7 @@ def build_flow(outcome: Outcome) -> Flow[..., dict[str, Any]]:
     )
     def cycle_flow(
         period: str | None = None, review: bool = False, dry_run: bool = False
-    ) -> dict[str, Any]:
+    ) -> str:
         store = _store(os.environ.get("RADAR_DATABASE_URL"))
         record = run_cycle(
             outcome,
@@ -76,7 +76,9 @@ def build_flow(outcome: Outcome) -> Flow[..., dict[str, Any]]:
             dry_run=dry_run,
             runner=lambda cycle, stage: tasks[stage](cycle, stage),
         )
-        return record.to_json_dict()
+        # JSON text: Prefect walks a returned dict or model looking for futures, which
+        # costs more than the whole review
+        return record.model_dump_json()
 
     return cycle_flow
 
@@ -100,13 +102,13 @@ def run_in_flow(
     labels = [f"outcome:{outcome.outcome}", f"cadence:{outcome.cadence.value}"] if tagged else []
     with without_heartbeats(), tags(*labels):
         data = flow_of(outcome)(period=label, review=review, dry_run=dry_run)
-    return CycleRecord.model_validate(data)
+    return CycleRecord.model_validate_json(data)
 
 
-_FLOWS: dict[int, tuple[Outcome, Flow[..., dict[str, Any]]]] = {}
+_FLOWS: dict[int, tuple[Outcome, Flow[..., str]]] = {}
 
 
-def flow_of(outcome: Outcome) -> Flow[..., dict[str, Any]]:
+def flow_of(outcome: Outcome) -> Flow[..., str]:
     """The outcome's flow, built once per declaration object."""
     if id(outcome) not in _FLOWS:
         _FLOWS[id(outcome)] = (outcome, build_flow(outcome))  # holds the outcome: ids stay unique

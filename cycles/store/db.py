@@ -125,6 +125,9 @@ def _sqlite_events(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # WAL + NORMAL: a killed process loses no commit (the WAL is in the OS cache); only a
+        # power cut can drop the last commits, never corrupt the file. Saves an fsync per stage.
+        cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
