@@ -23,6 +23,8 @@ after its last period, as ISO dates. Each page's records are collected while the
 
 from __future__ import annotations
 
+import builtins
+import functools
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -90,7 +92,7 @@ class MissingColumn(SchemaError):
 class HttpConnector(Connector):
     type = "http"
     Config = HttpConfig
-    Query: ClassVar[type[MetricQuery]] = HttpQuery
+    Query: ClassVar[builtins.type[MetricQuery]] = HttpQuery
     config: HttpConfig
 
     def __init__(self, name: str, config: ConnectorConfig, **kwargs: Any) -> None:
@@ -165,8 +167,10 @@ class HttpConnector(Connector):
         start, end = window.start.isoformat(), window.end.isoformat()
         params = {k: _fill(v, start, end) for k, v in query.params.items()}
         what = f"connector {self.name!r}"
-        options = {"what": what, "retries": self.config.retries, "backoff": self.config.backoff}
-        response = send(self.client, "GET", _fill(query.path, start, end), params=params, **options)
+        retry = functools.partial(
+            send, self.client, what=what, retries=self.config.retries, backoff=self.config.backoff
+        )
+        response = retry("GET", _fill(query.path, start, end), params=params)
         seen = {str(response.request.url)}
         for page in range(1, self.config.max_pages + 1):
             where = f"GET {url_path(response.request.url)}"
@@ -187,7 +191,7 @@ class HttpConnector(Connector):
                     )
                 )
             seen.add(str(link))
-            response = send(self.client, "GET", link, **options)
+            response = retry("GET", link)
 
     def _next_url(
         self, body: Any, response: httpx.Response, query: HttpQuery, where: str

@@ -211,14 +211,13 @@ def _step(
         return params, [f"{current.name} has no adjustable parameters; it runs again unchanged"]
     moves = []
     for name, rule in spec.adjust.items():
-        value = params.get(name, spec.params.get(name))
+        current_value = params.get(name, spec.params[name])
+        value = float(current_value)
         if rule.at_bound(value):
             bound = rule.max if rule.max is not None else rule.min
             moves.append(f"{name} already at its bound {fmt(bound)}")
             continue
         new = rule.next_value(value)
-        if isinstance(value, int) and float(new).is_integer():
-            new = int(new)
-        params[name] = new
-        moves.append(f"{name} {fmt(value)} → {fmt(new)}")
+        params[name] = int(new) if isinstance(current_value, int) and new.is_integer() else new
+        moves.append(f"{name} {fmt(value)} → {fmt(params[name])}")
     return params, moves

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from cycles import secrets
-from cycles.declaration.errors import Loc, ranked_errors, resolve
+from cycles.declaration.errors import Loc, ranked_errors
 from cycles.declaration.model import Outcome
 from cycles.errors import DeclarationError
 
@@ -164,7 +164,7 @@ def load_python(path: Path) -> list[Outcome]:
     try:
         spec.loader.exec_module(module)
     except ValidationError as exc:
-        loc, message = resolve(exc.errors(include_url=False)[0])
+        loc, message, _ = ranked_errors(exc)[0]
         raise DeclarationError(
             message, file=path, line=_traceback_line(exc, path), key=key_path(loc) or None
         ) from None
