@@ -7,6 +7,7 @@ that can push that work down to their source (SQL) override `measure`.
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -83,8 +84,8 @@ class Connector(ABC):
     """A metric source. Subclasses set `type`, `Config` and optionally `Query`."""
 
     type: ClassVar[str]
-    Config: ClassVar[type[ConnectorConfig]]
-    Query: ClassVar[type[MetricQuery]] = MetricQuery
+    Config: ClassVar[builtins.type[ConnectorConfig]]
+    Query: ClassVar[builtins.type[MetricQuery]] = MetricQuery
 
     def __init__(self, name: str, config: ConnectorConfig, *, base_dir: Path) -> None:
         self.name = name

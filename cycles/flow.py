@@ -64,9 +64,7 @@ def build_flow(outcome: Outcome) -> Flow[..., str]:
         persist_result=False,
         log_prints=False,
     )
-    def cycle_flow(
-        period: str | None = None, review: bool = False, dry_run: bool = False
-    ) -> str:
+    def cycle_flow(period: str | None = None, review: bool = False, dry_run: bool = False) -> str:
         store = _store(os.environ.get("RADAR_DATABASE_URL"))
         record = run_cycle(
             outcome,

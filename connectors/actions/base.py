@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,7 @@ class Action(ABC):
     """An action sink. `run` returns the reach (how many it reached), or None when unknown."""
 
     type: ClassVar[str]
-    Config: ClassVar[type[ActionConfig]]
+    Config: ClassVar[builtins.type[ActionConfig]]
 
     def __init__(self, config: ActionConfig) -> None:
         self.config = config
