@@ -204,8 +204,8 @@ def summary(values: list[Any], checks: list[Any]) -> dict[str, Any]:
 
 
 def radar_way(db: str, rows: int) -> tuple[Any, Any]:
+    from connectors.base import Checks
     from connectors.sql import SqlConnector
-    from cycles.checks import evaluate
     from cycles.declaration.model import MetricSpec
 
     url = PG_URL if db == "postgresql" else sqlite_url(rows)
@@ -216,9 +216,7 @@ def radar_way(db: str, rows: int) -> tuple[Any, Any]:
     the_window, the_specs = window(), specs()
 
     def run() -> dict[str, Any]:
-        measured = connector.measure(
-            metric, the_window, the_specs, lambda f, s: evaluate(f, s, metric="amount")
-        )
+        measured = connector.measure(metric, the_window, Checks("amount", the_specs))
         return summary(measured.values, measured.checks)
 
     connector.columns(connector.Query(table=table_name(rows)))  # connected before the baseline

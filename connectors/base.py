@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from cycles.checks import ExpectationSpec
     from cycles.declaration.model import MetricSpec
 
-    Evaluate = Callable[[pd.DataFrame, Sequence[ExpectationSpec]], list[CheckResult]]
-
 
 class ConnectorConfig(BaseModel):
     """Base of every connector's config; subclasses narrow `type` to a Literal."""
@@ -62,6 +60,33 @@ class Window:
     @property
     def end(self) -> date:
         return self.periods[-1].end
+
+
+@dataclass(frozen=True)
+class Checks:
+    """One metric's data checks, and how to evaluate them on rows in Python.
+
+    A connector may run checks at the source (SQL); the rest go through `evaluate`, which is
+    `cycles.checks.evaluate` (Great Expectations semantics) unless an `evaluator` is given.
+    """
+
+    metric: str
+    expectations: Sequence[ExpectationSpec] = ()
+    evaluator: Callable[..., list[CheckResult]] | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        from cycles.checks import required_columns
+
+        return required_columns(self.expectations)
+
+    def evaluate(
+        self, frame: pd.DataFrame, expectations: Sequence[ExpectationSpec] | None = None
+    ) -> list[CheckResult]:
+        from cycles.checks import evaluate
+
+        specs = self.expectations if expectations is None else expectations
+        return (self.evaluator or evaluate)(frame, specs, metric=self.metric)
 
 
 @dataclass
@@ -101,28 +126,25 @@ class Connector(ABC):
         return None
 
     def measure(
-        self,
-        metric: MetricSpec,
-        window: Window,
-        expectations: Sequence[ExpectationSpec] = (),
-        evaluate: Evaluate | None = None,
+        self, metric: MetricSpec, window: Window, checks: Checks | None = None
     ) -> Measurement:
-        """Per-period values over `window`, and the data checks on the rows of its last period."""
-        from cycles.checks import required_columns
+        """Per-period values over `window`, and the data checks on the rows of its last period.
 
+        `fetch` is asked for the period column first, then the value and check columns.
+        """
         query = self.Query.model_validate(metric.query)
-        check_columns = required_columns(expectations)
+        check_columns = checks.columns if checks else []
         needed = list(dict.fromkeys([metric.period, *metric.value_columns, *check_columns]))
         self.require_columns(query, metric, check_columns)
         rows = self.fetch(query, window, needed)
         labelled = label_periods(rows, metric, window)
         values = aggregate(labelled, metric, window)
-        checks: list[CheckResult] = []
-        if expectations and evaluate is not None:
+        results: list[CheckResult] = []
+        if checks and checks.expectations:
             current = labelled[labelled["__period"] == str(window.current)]
             present = [c for c in dict.fromkeys(check_columns) if c in current.columns]
-            checks = evaluate(current[present].reset_index(drop=True), expectations)
-        return Measurement(values=values, checks=checks)
+            results = checks.evaluate(current[present].reset_index(drop=True))
+        return Measurement(values=values, checks=results)
 
     def require_columns(self, query: Any, metric: MetricSpec, check_columns: Sequence[str]) -> None:
         """Raise SchemaError when the source is known to lack a column the metric names."""

@@ -38,10 +38,8 @@ if TYPE_CHECKING:
     import httpx
     import pandas as pd
 
-    from cycles.checks import ExpectationSpec
+    from connectors.base import Checks, Measurement
     from cycles.declaration.model import MetricSpec
-
-    from .base import Evaluate, Measurement
 
 _MISSING = object()
 
@@ -148,14 +146,10 @@ class HttpConnector(Connector):
         return frame.reset_index(drop=True)
 
     def measure(
-        self,
-        metric: MetricSpec,
-        window: Window,
-        expectations: Sequence[ExpectationSpec] = (),
-        evaluate: Evaluate | None = None,
+        self, metric: MetricSpec, window: Window, checks: Checks | None = None
     ) -> Measurement:
         try:
-            return super().measure(metric, window, expectations, evaluate)
+            return super().measure(metric, window, checks)
         except MissingColumn as exc:  # point at the metric key that names the column
             keys = {column: key for key, column in reversed(metric.column_keys())}
             raise SchemaError(str(exc), key=keys.get(exc.column, exc.key)) from None

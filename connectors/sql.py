@@ -31,6 +31,7 @@ from pydantic_core import PydanticCustomError
 
 from connectors import sql_checks as pushdown
 from connectors.base import (
+    Checks,
     Connector,
     ConnectorConfig,
     Measurement,
@@ -39,7 +40,6 @@ from connectors.base import (
     Window,
 )
 from cycles import secrets
-from cycles.checks import required_columns
 from cycles.errors import ConnectorError
 from cycles.store.urls import normalise_url
 from cycles.values import CheckResult, PeriodValue
@@ -47,8 +47,6 @@ from cycles.values import CheckResult, PeriodValue
 if TYPE_CHECKING:
     import pandas as pd
 
-    from connectors.base import Evaluate
-    from cycles.checks import ExpectationSpec
     from cycles.declaration.model import MetricSpec
     from cycles.periods import Period
 
@@ -129,11 +127,7 @@ class SqlConnector(Connector):
         return self._frame(rows, [periods.range(), *self._filters(query, rows)], columns)
 
     def measure(
-        self,
-        metric: MetricSpec,
-        window: Window,
-        expectations: Sequence[ExpectationSpec] = (),
-        evaluate: Evaluate | None = None,
+        self, metric: MetricSpec, window: Window, checks: Checks | None = None
     ) -> Measurement:
         query = self.Query.model_validate(metric.query)
         self.require_columns(query, metric, [])
@@ -143,14 +137,14 @@ class SqlConnector(Connector):
         filters = self._filters(query, rows)
         periods = _Periods(rows.c[metric.period], source.kinds[metric.period], self.dialect, window)
         values = self._values(rows, metric, window, periods, filters)
-        checks: list[CheckResult] = []
-        if expectations and evaluate is not None:
+        results: list[CheckResult] = []
+        if checks and checks.expectations:
             where = [*periods.exactly(window.current), *filters]
-            self._probe_kinds(source, rows, required_columns(expectations))
+            self._probe_kinds(source, rows, checks.columns)
             pushed = pushdown.CheckQuery(rows, where, source.kinds, self.dialect)
             frame = functools.partial(self._frame, rows, where)
-            checks = pushdown.period_checks(expectations, evaluate, pushed, self._one, frame)
-        return Measurement(values=values, checks=checks)
+            results = pushdown.period_checks(checks, pushed, self._one, frame)
+        return Measurement(values=values, checks=results)
 
     def close(self) -> None:
         with self._lock:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -30,9 +30,9 @@ from cycles._gx import WHOLE_TABLE, Outcome
 from cycles.checks import (
     ENGINE_ENV,
     ExpectationSpec,
-    _metric_between,
-    _native_args,
-    _result,
+    check_result,
+    metric_between,
+    native_args,
     required_columns,
 )
 from cycles.values import CheckResult
@@ -40,7 +40,7 @@ from cycles.values import CheckResult
 if TYPE_CHECKING:
     import pandas as pd
 
-    from connectors.base import Evaluate
+    from connectors.base import Checks
 
 NUMBERS = frozenset({"int", "float", "decimal"})
 _EXACT = NUMBERS | {"text", "date", "datetime", "datetimetz", "bool"}  # SQL `=` is pandas' `==`
@@ -65,13 +65,13 @@ Decided = Callable[[Row], Outcome]  # the outcome, from the row of the checks qu
 
 
 def period_checks(
-    specs: Sequence[ExpectationSpec],
-    evaluate: Evaluate,
+    checks: Checks,
     pushed: CheckQuery,
     one_row: Callable[[sa.Select[Any]], Row],
     frame: Callable[[list[str]], pd.DataFrame],
 ) -> list[CheckResult]:
-    """Translated checks in one query (`one_row`); the rest through `evaluate` on `frame(cols)`."""
+    """Translated checks in one query (`one_row`); the rest evaluated in Python on `frame(cols)`."""
+    specs = checks.expectations
     force_gx = os.environ.get(ENGINE_ENV, "").strip().lower() == "gx"
     decided = {
         i: d for i, s in enumerate(specs) if (d := None if force_gx else pushed.translate(s))
@@ -85,22 +85,13 @@ def period_checks(
         )
         named = list(pushed.kinds) if whole else required_columns(left)
         rows = frame([c for c in named if c in pushed.kinds])
-        results.update(zip(rest, evaluate(rows, left), strict=True))
+        results.update(zip(rest, checks.evaluate(rows, left), strict=True))
     if decided:
         row = one_row(pushed.statement()) if any(callable(d) for d in decided.values()) else {}
-        metric = next(iter(results.values())).metric if results else _metric_name(evaluate)
         for index, done in decided.items():
             outcome = done(row) if callable(done) else done
-            results[index] = _result(specs[index], metric, "sql", outcome)
+            results[index] = check_result(specs[index], checks.metric, "sql", outcome)
     return [results[i] for i in range(len(specs))]
-
-
-def _metric_name(evaluate: Evaluate) -> str:
-    """The metric's name for the results: the engine's callback knows it, a MetricSpec does not."""
-    import pandas as pd
-
-    probe = ExpectationSpec(type="expect_column_to_exist", kwargs={"column": "radar"})
-    return evaluate(pd.DataFrame(), [probe])[0].metric
 
 
 class CheckQuery:
@@ -118,7 +109,7 @@ class CheckQuery:
 
     def translate(self, spec: ExpectationSpec) -> Outcome | Decided | None:
         """The outcome (decided now, or from the query's row), or None: not translatable."""
-        args: Any = _native_args(spec)
+        args: Any = native_args(spec)
         if args is None or spec.type not in TRANSLATED:
             return None
         if spec.type == "expect_column_to_exist":
@@ -127,7 +118,7 @@ class CheckQuery:
             return Outcome(False, error=f"column {missing[0]!r} not found")
         rows = self._label("rows")
         if spec.type == "expect_table_row_count_to_be_between":
-            return lambda row: _metric_between(int(row[rows]), args)
+            return lambda row: metric_between(int(row[rows]), args)
         column, kind = args.column, self.kinds[args.column]
         if spec.type.endswith("_null"):
             return self._nulls(column, args, want_null=spec.type.endswith("to_be_null"))
@@ -147,7 +138,7 @@ class CheckQuery:
             else getattr(sa.func, stat)(value)
         )
         label = self._add(f"{stat}:{column}", expr)
-        return lambda row: _metric_between(plain_number(row[label]), args)
+        return lambda row: metric_between(plain_number(row[label]), args)
 
     # -- expressions ----------------------------------------------------------------------------
 

@@ -128,7 +128,7 @@ def _null_map(want_null: bool) -> Callable[..., Outcome]:
     return evaluate
 
 
-def _metric_between(value: Any, a: Any) -> Outcome:
+def metric_between(value: Any, a: Any) -> Outcome:
     """GX's BatchExpectation._validate_metric_value_between, for numeric bounds."""
     import pandas as pd
 
@@ -144,7 +144,7 @@ def _aggregate(stat: str) -> Callable[..., Outcome]:
         col = frame[a.column]
         if col.dtype.kind not in "biuf":  # decimals, dates, strings: GX converts or parses
             raise _Unsupported(f"column dtype {col.dtype}")
-        return _metric_between(getattr(col, stat)(), a)
+        return metric_between(getattr(col, stat)(), a)
 
     return evaluate
 
@@ -196,7 +196,7 @@ _NATIVE: dict[str, _Native] = {
     "expect_column_values_to_be_unique": _Native(MapArgs, _map(_unique), "repeated"),
     "expect_column_values_to_match_regex": _Native(RegexArgs, _map(_regex), "not matching {regex}"),
     "expect_table_row_count_to_be_between": _Native(
-        RowCountArgs, lambda frame, a: _metric_between(len(frame), a), "row count"
+        RowCountArgs, lambda frame, a: metric_between(len(frame), a), "row count"
     ),
     "expect_column_mean_to_be_between": _Native(AggregateArgs, _aggregate("mean"), "mean"),
     "expect_column_min_to_be_between": _Native(AggregateArgs, _aggregate("min"), "min"),
@@ -289,14 +289,14 @@ def evaluate(
     if via_gx:
         gx_outcomes = _gx.run(frame, [specs[i] for i in via_gx])
         outcomes.update((i, ("gx", o)) for i, o in zip(via_gx, gx_outcomes, strict=True))
-    return [_result(spec, metric, *outcomes[i]) for i, spec in enumerate(specs)]
+    return [check_result(spec, metric, *outcomes[i]) for i, spec in enumerate(specs)]
 
 
 def _native_outcome(
     frame: pd.DataFrame, spec: ExpectationSpec, force_gx: bool
 ) -> tuple[str, Outcome] | None:
     """(engine, outcome) of a spec decided without GX, or None when it needs GX."""
-    args = None if force_gx else _native_args(spec)
+    args = None if force_gx else native_args(spec)
     presence = spec.type in _gx.WHOLE_TABLE or spec.type == "expect_column_to_exist"
     missing = [] if presence else [c for c in spec.columns if c not in frame.columns]
     if missing:
@@ -322,7 +322,7 @@ def _silenced() -> Iterator[None]:
         yield
 
 
-def _native_args(spec: ExpectationSpec) -> Args | None:
+def native_args(spec: ExpectationSpec) -> Args | None:
     native = _NATIVE.get(spec.type)
     try:
         return native.args.model_validate(spec.kwargs) if native is not None else None
@@ -330,7 +330,7 @@ def _native_args(spec: ExpectationSpec) -> Args | None:
         return None
 
 
-def _result(spec: ExpectationSpec, metric: str, engine: str, outcome: Outcome) -> CheckResult:
+def check_result(spec: ExpectationSpec, metric: str, engine: str, outcome: Outcome) -> CheckResult:
     return CheckResult(
         metric=metric,
         expectation=spec.type,
@@ -346,7 +346,7 @@ def _result(spec: ExpectationSpec, metric: str, engine: str, outcome: Outcome) -
 
 def _message(spec: ExpectationSpec, outcome: Outcome) -> str:
     """A short line saying why a check failed: the same whichever engine ran it."""
-    args, observed = _native_args(spec), outcome.observed_value
+    args, observed = native_args(spec), outcome.observed_value
     if outcome.error:
         return outcome.error
     if args is None:  # an expectation only GX knows: report its counts or its observed value

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import Connector, Measurement, SchemaError, Window
+from connectors.base import Checks, Connector, Measurement, SchemaError, Window
 from connectors.registry import action_class, connector_class
 from cycles import stages
 from cycles.declaration.model import Outcome
@@ -153,19 +153,12 @@ class Cycle:
 
     def measure(self, metric: str) -> Measurement:
         """The metric over this cycle's window, with its checks; read once per run."""
-        from cycles.checks import evaluate
-
         if metric not in self._measured:
             spec = self.outcome.metrics[metric]
-
-            def run_checks(frame: Any, specs: Any) -> Any:
-                return evaluate(frame, specs, metric=metric)
-
-            connector = self.connector(spec.connector)
-            expectations = self.outcome.checks.get(metric, [])
+            checks = Checks(metric, self.outcome.checks.get(metric, []))
             try:
-                self._measured[metric] = connector.measure(
-                    spec, self.window, expectations, run_checks
+                self._measured[metric] = self.connector(spec.connector).measure(
+                    spec, self.window, checks
                 )
             except SchemaError as exc:
                 raise locate_schema_error(self.outcome, metric, exc) from None

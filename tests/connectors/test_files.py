@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from connectors.base import SchemaError, Window
+from connectors.base import Checks, SchemaError, Window
 from connectors.files import CsvConnector, ParquetConnector
 from connectors.registry import UnknownType, connector_class, known_types
 from cycles.declaration.model import MetricSpec
@@ -74,13 +74,15 @@ def test_checks_see_only_the_period_rows_and_needed_columns(connector: CsvConnec
 
     seen: list[pd.DataFrame] = []
 
-    def spy(frame: pd.DataFrame, specs: list) -> list:
+    def spy(frame: pd.DataFrame, specs: list, *, metric: str) -> list:
         seen.append(frame)
-        return evaluate(frame, specs, metric="rate")
+        return evaluate(frame, specs, metric=metric)
 
     spec = parse_expectation({"expect_column_values_to_not_be_null": {"column": "rate"}})
     metric = MetricSpec(connector="src", period="ts", value="rate")
-    measured = connector.measure(metric, window("2026-01", 2), [spec], spy)
+    measured = connector.measure(
+        metric, window("2026-01", 2), Checks("rate", [spec], evaluator=spy)
+    )
     assert list(seen[0].columns) == ["rate"] and len(seen[0]) == 3
     assert measured.checks[0].success is False and measured.checks[0].unexpected_count == 1
 

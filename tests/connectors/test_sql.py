@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from connectors.base import SchemaError, Window, aggregate, label_periods
+from connectors.base import Checks, SchemaError, Window, aggregate, label_periods
 from connectors.registry import clear_cache, connector_class
 from connectors.sql import SqlConnector
 from connectors.sql_checks import TRANSLATED
@@ -271,7 +271,7 @@ def test_postgres_nan_counts_as_missing(db: Db) -> None:
     )
     specs = [ExpectationSpec(type="expect_column_values_to_not_be_null", kwargs={"column": "v"}),
              ExpectationSpec(type="expect_column_mean_to_be_between", kwargs={"column": "v", "max_value": 1})]  # fmt: skip
-    measured = db.connector().measure(metric, window, specs, checker)
+    measured = db.connector().measure(metric, window, Checks("m", specs))
     assert measured.values[0].value == 2.0 and measured.values[0].rows == 4
     assert_checks_equal(measured.checks, evaluate(pd.DataFrame(rows), specs, metric="m"))
 
@@ -399,7 +399,7 @@ def test_checks_in_sql_equal_the_native_evaluator(
         query["filter"] = {"n": [0, 1, 2]}
         rows = [r for r in rows if r["n"] in (0, 1, 2)]
     metric = MetricSpec(connector="src", period="ts", value="v", query=query)
-    got = connector.measure(metric, CHECK_WINDOW, specs, checker).checks
+    got = connector.measure(metric, CHECK_WINDOW, Checks("m", specs)).checks
     assert_checks_equal(got, checker(reference_frame(rows), specs))
     if form != "sql" or db.dialect != "sqlite":  # SQLite learns a query's types from its values
         assert [r.engine for r in got] == ["sql" if translatable(s) else "native" for s in specs]
@@ -416,7 +416,7 @@ def test_text_is_compared_byte_for_byte(check_table: tuple[Db, str, SqlConnector
              ExpectationSpec(type="expect_column_values_to_be_in_set", kwargs={"column": "s", "value_set": ["a", "e"]}),
              ExpectationSpec(type="expect_column_values_to_not_be_in_set", kwargs={"column": "s", "value_set": ["A"]})]  # fmt: skip
     metric = MetricSpec(connector="src", period="ts", value="v", query={"table": name})
-    checks = connector.measure(metric, CHECK_WINDOW, specs, checker).checks
+    checks = connector.measure(metric, CHECK_WINDOW, Checks("m", specs)).checks
     assert [(c.engine, c.unexpected_count) for c in checks] == [("sql", 0), ("sql", 3), ("sql", 1)]
     assert_checks_equal(checks, checker(reference_frame(rows), specs))
 
@@ -444,15 +444,15 @@ def test_untranslated_checks_run_on_the_current_period_rows_only(
     db.insert(name, rows, replace=True)
     seen: list[pd.DataFrame] = []
 
-    def spy(frame: pd.DataFrame, specs: Any) -> list[CheckResult]:
+    def spy(frame: pd.DataFrame, specs: Any, *, metric: str) -> list[CheckResult]:
         seen.append(frame)
-        return checker(frame, specs)
+        return evaluate(frame, specs, metric=metric)
 
     specs = [ExpectationSpec(type="expect_column_values_to_match_regex", kwargs={"column": "s", "regex": "^a"}),
              ExpectationSpec(type="expect_column_values_to_not_be_null", kwargs={"column": "v"}),
              ExpectationSpec(type="expect_column_values_to_not_be_null", kwargs={"column": "v", "row_condition": 'n > 0', "condition_parser": "pandas"})]  # fmt: skip
     metric = MetricSpec(connector="src", period="ts", value="v", query={"table": name})
-    checks = connector.measure(metric, CHECK_WINDOW, specs[:2], spy).checks
+    checks = connector.measure(metric, CHECK_WINDOW, Checks("m", specs[:2], evaluator=spy)).checks
     assert [c.engine for c in checks] == ["native", "sql"]
     assert list(seen[0].columns) == ["s"] and len(seen[0]) == 6  # February: 3 stamps x 2 rows
     assert (
@@ -468,7 +468,7 @@ def test_column_index_counts_in_the_source_column_order(db: Db) -> None:
         ExpectationSpec(type="expect_column_to_exist", kwargs={"column": c, "column_index": i})
         for c, i in (("v", 2), ("v", 1), ("ts", 9))
     ]
-    checks = db.connector().measure(metric, months("2026-01", 1), specs, checker).checks
+    checks = db.connector().measure(metric, months("2026-01", 1), Checks("m", specs)).checks
     assert [c.success for c in checks] == [True, False, False]
     assert checks[1].message == "column 'v' not at index 1"
 
@@ -513,7 +513,7 @@ def test_measure_receives_aggregates_not_rows(db: Db) -> None:
     engine = connector._engine_now()
     sa.event.listen(engine, "before_cursor_execute", record)
     connector._frame = fail  # type: ignore[method-assign]
-    measured = connector.measure(metric, window, specs, checker)
+    measured = connector.measure(metric, window, Checks("m", specs))
     sa.event.remove(engine, "before_cursor_execute", record)
     assert len(statements) == 2, statements  # the window's GROUP BY, the period's checks
     received = 0
