@@ -47,3 +47,10 @@ def test_ruff_is_clean() -> None:
         [ruff, "check", "."], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout
+
+
+def test_types_check() -> None:
+    mypy = shutil.which("mypy", path=str(Path(sys.executable).parent))
+    assert mypy
+    proc = subprocess.run([mypy], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout
