@@ -181,6 +181,113 @@ def demo(*, prefect: Annotated[bool, Parameter(negative="--no-prefect")] = True)
     return run_demo(use_prefect=prefect)
 
 
+@app.command
+def deploy(
+    declarations: list[str] | None = None,
+    *,
+    pool: str = "radar",
+    write_prefect_yaml: Path | None = None,
+) -> int:
+    """Create or update the Prefect deployments of declared outcomes (schedule and triggers).
+
+    Parameters
+    ----------
+    declarations
+        Declaration files or outcome names; default: every declaration under ./flows.
+    pool
+        The process work pool the deployments run on (created when missing).
+    write_prefect_yaml
+        Write the deployments to this prefect.yaml instead of calling Prefect's API.
+    """
+    from cycles import console
+    from cycles.declaration import find, load
+    from cycles.declaration.loader import declaration_files
+    from cycles.deploy import deploy as deploy_outcome
+    from cycles.deploy import ensure_pool, prefect_yaml
+    from cycles.schedule import cron_of
+
+    if declarations:
+        outcomes = [find(item) for item in declarations]
+    else:
+        outcomes = [load(path) for path in declaration_files(Path.cwd() / "flows")]
+    if not outcomes:
+        raise UsageError("no declarations given and none found under ./flows")
+    out = console.console()
+    if write_prefect_yaml is not None:
+        write_prefect_yaml.write_text(prefect_yaml(outcomes, pool=pool), encoding="utf-8")
+        out.print(f"wrote {len(outcomes)} deployments to {write_prefect_yaml}")
+        return 0
+    _require_prefect_api()
+    if ensure_pool(pool):
+        out.print(f"created work pool {pool!r} (process)")
+    for outcome in outcomes:
+        deploy_outcome(outcome, pool=pool, workdir=Path.cwd())
+        trigger = (
+            f"; review {outcome.review.delay} after {outcome.review.after_event}"
+            if outcome.review
+            else ""
+        )
+        out.print(
+            f"deployed {outcome.outcome}/{outcome.outcome}: cron {cron_of(outcome)!r} "
+            f"({outcome.timezone}){trigger}"
+        )
+    out.print(f"start a worker: prefect worker start --pool {pool}")
+    return 0
+
+
+@app.command(name="campaign-ended")
+def campaign_ended(outcome: str, *, campaign: str | None = None, period: str | None = None) -> int:
+    """Emit the event that starts an outcome's review after its attribution delay.
+
+    Parameters
+    ----------
+    outcome
+        The outcome's identifier (or its declaration file).
+    campaign
+        The campaign that ended (kept with the review).
+    period
+        The period to review; default: the current one when the review runs.
+    """
+    from cycles import console
+    from cycles.declaration import find
+    from cycles.engine import parse_period
+
+    declared = find(outcome)
+    if period is not None:
+        period = str(parse_period(declared, period))
+    event = declared.review.after_event if declared.review else "campaign.ended"
+    _require_prefect_api()
+    prefect_env(_FLAGS["verbose"])
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+
+    emitted = emit_event(
+        event=event,
+        resource={
+            "prefect.resource.id": f"radar.outcome.{declared.outcome}",
+            "prefect.resource.name": declared.outcome,
+        },
+        payload={"campaign": campaign, "period": period},
+    )
+    EventsWorker.drain_all()
+    if emitted is None:
+        raise RadarError(f"could not emit {event!r}: is the Prefect API reachable?")
+    delay = declared.review.delay if declared.review else None
+    console.console().print(
+        f"emitted {event} for radar.outcome.{declared.outcome}"
+        + (f"; the review runs after {delay}" if delay is not None else "; no review: is declared")
+    )
+    return 0
+
+
+def _require_prefect_api() -> None:
+    if not prefect_api_configured():
+        raise RadarError(
+            "no Prefect API configured: start a server (prefect server start) and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+
+
 # -- entry point --------------------------------------------------------------------------------
 
 

@@ -19,11 +19,15 @@ from cycles import stages
 from cycles.declaration.model import Outcome
 from cycles.errors import ActionError, DeclarationError, RadarError, UsageError
 from cycles.periods import Period
+from cycles.policy import Decision
 from cycles.record import CheckSummary, CycleRecord
+from cycles.signoff import SignOff, apply_sign_off, needs_sign_off
 from cycles.values import ActionRun, ApproachRef, Stage, StageRun
 
 if TYPE_CHECKING:
     from cycles.store import Store
+
+AskSignOff = Callable[["Cycle", Decision], SignOff | None]
 
 OPENING = (Stage.result, Stage.approach, Stage.deployment)
 CLOSING = (Stage.assessment, Stage.review)
@@ -79,6 +83,7 @@ class Cycle:
         self.record.result_metric = outcome.result.metric
         self._connectors: dict[str, Connector] = {}
         self._measured: dict[str, Measurement] = {}
+        self.signed: SignOff | None = None  # the answer to a sign-off this run asked for
 
     # -- what is due ------------------------------------------------------------------------
     @property
@@ -134,8 +139,6 @@ class Cycle:
         if stage not in self.record.completed_stages:
             self.record.completed_stages.append(stage)
         self.record.stage_runs.append(run)
-        if stage is Stage.review:
-            self.record.status = "reviewed"
         self.record.updated_at = finished
         if self.store is not None and not self.dry_run:
             self.store.save_stage(self.record, run)
@@ -144,6 +147,43 @@ class Cycle:
     def close(self) -> None:
         for connector in self._connectors.values():
             connector.close()
+
+    # -- sign-off -----------------------------------------------------------------------------
+    def propose(self) -> Decision:
+        """What the policy decides for this assessed cycle, before any sign-off."""
+        return stages.review(
+            self.outcome, self.record, self.history, self.record.extra.get("baseline_count", 0)
+        )
+
+    def ready_for_review(self, ask: AskSignOff | None) -> bool:
+        """Whether the review may run now: no sign-off needed, or one was given.
+
+        Without an answer the cycle waits, recorded as `awaiting sign-off` with its proposal.
+        """
+        proposal = self.propose()
+        if not needs_sign_off(self.outcome, proposal):
+            return True
+        self.signed = ask(self, proposal) if ask is not None else None
+        if self.signed is not None:
+            return True
+        self.record.status = "awaiting sign-off"
+        self.record.extra["proposal"] = {
+            "decision": proposal.kind.value,
+            "reasons": proposal.reasons,
+            "next_approach": proposal.next_approach.model_dump(),
+        }
+        self.save_waiting()
+        return False
+
+    def save_waiting(self) -> None:
+        """Record that the review waits for a sign-off (the stage is not completed)."""
+        if self.store is None or self.dry_run:
+            return
+        now = datetime.now(UTC)
+        run = StageRun(
+            stage=Stage.review, status="awaiting sign-off", started_at=now, finished_at=now
+        )
+        self.store.save_stage(self.record, run)
 
     # -- helpers ----------------------------------------------------------------------------
     def connector(self, name: str) -> Connector:
@@ -270,9 +310,13 @@ def _assessment(cycle: Cycle) -> None:
 
 def _review(cycle: Cycle) -> None:
     record = cycle.record
-    decision = stages.review(
-        cycle.outcome, record, cycle.history, record.extra.get("baseline_count", 0)
-    )
+    decision = cycle.propose()
+    if cycle.signed is not None:
+        assert record.approach is not None
+        decision = apply_sign_off(cycle.outcome, decision, record.approach, cycle.signed)
+        record.extra["sign_off"] = cycle.signed.model_dump(mode="json")
+        record.extra.pop("proposal", None)
+    record.status = "reviewed"
     record.decision = decision.kind
     record.reasons = list(decision.reasons)
     record.next_approach = decision.next_approach
@@ -360,16 +404,24 @@ def run_cycle(
     dry_run: bool = False,
     today: date | None = None,
     runner: Callable[[Cycle, Stage], Any] | None = None,
+    sign_off: AskSignOff | None = None,
+    campaign: str | None = None,
 ) -> CycleRecord:
     """Advance `outcome`'s cycle for `period` through every stage that is due.
 
     `runner(cycle, stage)` runs one stage; the Prefect flow passes one that wraps it in a task.
+    `sign_off(cycle, proposal)` asks a person about a decision `policy.sign_off` names and
+    returns the answer (None: no answer yet, the cycle waits).
     """
     if not isinstance(period, Period):
         period = parse_period(outcome, period, today)
     cycle = Cycle(outcome, period, store=store, review=review, dry_run=dry_run, today=today)
+    if campaign:
+        cycle.record.extra["campaign"] = campaign
     try:
         for stage in cycle.due():
+            if stage is Stage.review and not cycle.ready_for_review(sign_off):
+                break
             (runner or Cycle.run)(cycle, stage)
     finally:
         cycle.close()

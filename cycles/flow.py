@@ -15,9 +15,12 @@ from typing import Any
 from prefect import Flow, Task, flow, tags, task
 from prefect.cache_policies import NO_CACHE
 
+from cycles.artifacts import artifact_key, recent_table, review_markdown
 from cycles.declaration.model import Outcome
 from cycles.engine import Cycle, parse_period, run_cycle
 from cycles.record import CycleRecord
+from cycles.schedule import period_for
+from cycles.secrets import redact
 from cycles.values import Stage
 
 
@@ -55,7 +58,10 @@ def build_flow(outcome: Outcome) -> Flow[..., str]:
     def run_name() -> str:
         from prefect.runtime import flow_run
 
-        return f"{outcome.outcome}/{flow_run.parameters.get('period') or 'current'}"
+        params = flow_run.parameters
+        return (
+            f"{outcome.outcome}/{which_period(outcome, params.get('period'), params.get('review'))}"
+        )
 
     @flow(
         name=outcome.outcome,
@@ -64,21 +70,61 @@ def build_flow(outcome: Outcome) -> Flow[..., str]:
         persist_result=False,
         log_prints=False,
     )
-    def cycle_flow(period: str | None = None, review: bool = False, dry_run: bool = False) -> str:
-        store = _store(os.environ.get("RADAR_DATABASE_URL"))
+    def cycle_flow(
+        period: str | None = None,
+        review: bool = False,
+        dry_run: bool = False,
+        campaign: str | None = None,
+    ) -> str:
+        """Advance the cycle; without a period, the one that just ended (or, for a review, the
+        current one) as of the run's scheduled start."""
+        from cycles.flow_signoff import ask_sign_off
+
         record = run_cycle(
             outcome,
-            period,
-            store=store,
+            which_period(outcome, period, review),
+            store=_store(os.environ.get("RADAR_DATABASE_URL")),
             review=review,
             dry_run=dry_run,
             runner=lambda cycle, stage: tasks[stage](cycle, stage),
+            sign_off=ask_sign_off,
+            campaign=campaign,
         )
+        if not dry_run:
+            publish(record)
         # JSON text: Prefect walks a returned dict or model looking for futures, which
         # costs more than the whole review
         return record.model_dump_json()
 
     return cycle_flow
+
+
+def which_period(outcome: Outcome, period: str | None, review: bool | None) -> str:
+    """The period asked for, else the one a deployment run is for at its scheduled start."""
+    if period:
+        return period
+    from prefect.runtime import flow_run
+
+    return str(period_for(outcome, flow_run.scheduled_start_time, review=bool(review)))
+
+
+def publish(record: CycleRecord) -> None:
+    """The review as markdown and the recent periods as a table, keyed per outcome."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    state = record.decision.value if record.decision else record.status
+    create_markdown_artifact(
+        key=artifact_key(record.outcome, "review"),
+        markdown=redact(review_markdown(record)),
+        description=f"{record.outcome}/{record.period}: {state}",
+    )
+    table = recent_table(record)
+    if table:
+        create_table_artifact(
+            key=artifact_key(record.outcome, "recent"),
+            table=table,
+            description=f"{record.outcome}: {record.result_metric} by period, XmR limits, target",
+        )
 
 
 def run_in_flow(

@@ -27,6 +27,7 @@ from connectors.registry import UnknownType, action_class, connector_class
 from cycles.checks import ExpectationSpec, ExpectationSpecError, parse_expectation
 from cycles.declaration.errors import Loc, first_error, located
 from cycles.periods import Cadence
+from cycles.values import DecisionKind
 
 
 class Strict(BaseModel):
@@ -200,11 +201,37 @@ class PolicySpec(Strict):
     sustain: int = Field(default=3, ge=1)
     baseline_periods: int = Field(default=12, ge=1)
     max_adjustments: int = Field(default=3, ge=1)
+    sign_off: list[DecisionKind] = Field(default_factory=list)  # decisions a person approves
+    sign_off_timeout: timedelta = timedelta(days=7)  # no answer by then: hold
+
+    @field_validator("sign_off_timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("sign_off_timeout must be a positive duration, e.g. P7D")
+        return value
 
 
 class ReviewSpec(Strict):
     after_event: str = "campaign.ended"
-    delay: timedelta = timedelta(0)
+    delay: timedelta = timedelta(0)  # attribution window before the review runs (ISO 8601)
+
+
+CRON = re.compile(r"^\S+(\s+\S+){4}$")
+
+
+class ScheduleSpec(Strict):
+    """When the Prefect deployment runs the cycle of the period that just ended."""
+
+    cron: str | None = None  # default: shortly after each period closes (see cycles.schedule)
+    active: bool = True
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and not CRON.match(value.strip()):
+            raise ValueError(f"{value!r} is not a cron expression of five fields")
+        return value
 
 
 OUTCOME_ID = re.compile(r"^[a-z0-9_-]+$")
@@ -224,6 +251,7 @@ class Outcome(Strict):
     approaches: list[ApproachSpec] = Field(min_length=1)
     policy: PolicySpec = Field(default_factory=PolicySpec)
     review: ReviewSpec | None = None
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
 
     _source: Path | None = PrivateAttr(default=None)
     _lines: dict[Loc, int] = PrivateAttr(default_factory=dict)

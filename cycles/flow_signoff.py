@@ -1,0 +1,102 @@
+"""Asking a person to sign off a decision, through a Prefect form.
+
+A deployment run suspends (the worker is freed; the sign-off may take days) and re-runs from
+the start when resumed: the stages before the review are already in radar's history, so they
+are not repeated and no data is pulled again. A run at the deadline, scheduled when the
+sign-off was asked for, records `hold` if nobody answered. A run without a deployment pauses
+in its process until the answer or the timeout.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run, suspend_flow_run
+from prefect.input import RunInput
+from prefect.runtime import deployment, flow_run
+from pydantic import Field
+
+from cycles.console import approach_text
+from cycles.engine import Cycle
+from cycles.policy import Decision
+from cycles.signoff import Answer, SignOff
+
+PAUSE_KEY = "radar-sign-off"
+GRACE = timedelta(minutes=10)  # the suspended run outlives the deadline run that records hold
+
+
+class SignOffForm(RunInput):
+    """The form the Prefect UI shows; no field is pre-filled, so resuming blank is refused."""
+
+    answer: Answer = Field(description="approve the decision, choose another approach, or hold")
+    approach: str | None = Field(default=None, description="with choose_approach: its name")
+    note: str = Field(default="", description="why (kept with the decision)")
+
+
+def ask_sign_off(cycle: Cycle, proposal: Decision) -> SignOff | None:
+    """Wait for a person's answer about `proposal` (or the deadline)."""
+    requested = cycle.record.extra.get("sign_off_requested")
+    now = datetime.now(UTC)
+    if requested and now >= datetime.fromisoformat(requested["deadline"]):
+        return SignOff(answer=Answer.hold, by="timeout")
+    timeout = cycle.outcome.policy.sign_off_timeout
+    form = SignOffForm.with_initial_data(description=_describe(cycle, proposal))
+    if deployment.id is None:  # nothing could run the flow again: wait here
+        try:
+            answer = pause_flow_run(
+                wait_for_input=form,
+                timeout=int(timeout.total_seconds()),
+                poll_interval=min(10, max(1, int(timeout.total_seconds() // 10))),
+                key=PAUSE_KEY,
+            )
+        except FlowPauseTimeout:
+            return SignOff(answer=Answer.hold, by="timeout")
+        return _signed(answer)
+    if not requested:
+        deadline = now + timeout
+        cycle.record.extra["sign_off_requested"] = {
+            "at": now.isoformat(),
+            "deadline": deadline.isoformat(),
+            "decision": proposal.kind.value,
+            "flow_run": str(flow_run.id),
+        }
+        cycle.save_waiting()
+        _schedule_deadline_run(cycle, deadline)
+    answer = suspend_flow_run(
+        wait_for_input=form, timeout=int((timeout + GRACE).total_seconds()), key=PAUSE_KEY
+    )
+    return _signed(answer)
+
+
+def _signed(form: SignOffForm) -> SignOff:
+    return SignOff(answer=form.answer, approach=form.approach, note=form.note)
+
+
+def _schedule_deadline_run(cycle: Cycle, deadline: datetime) -> None:
+    """A run of this deployment at the deadline: it records hold if nobody answered."""
+    from prefect.deployments import run_deployment
+
+    run_deployment(
+        name=str(deployment.id),
+        parameters={"period": cycle.record.period, "review": True},
+        scheduled_time=deadline,
+        timeout=0,  # do not wait for it
+        as_subflow=False,
+        tags=["radar:sign-off-deadline"],
+    )
+
+
+def _describe(cycle: Cycle, proposal: Decision) -> str:
+    record = cycle.record
+    reasons = "\n".join(f"- {r}" for r in proposal.reasons)
+    return (
+        f"## Sign off {record.outcome} · {record.period}\n\n"
+        f"Proposed decision: **{proposal.kind.value}**, next approach "
+        f"**{approach_text(proposal.next_approach)}** (now {approach_text(record.approach)}).\n\n"
+        f"{reasons}\n\n"
+        f"Answer `approve`, `choose_approach` (and name it: "
+        f"{', '.join(a.name for a in cycle.outcome.approaches)}) or `hold`. "
+        f"Without an answer by {cycle.outcome.policy.sign_off_timeout} from now, the decision is "
+        "`hold`."
+    )
