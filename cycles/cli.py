@@ -215,7 +215,7 @@ def deploy(
     out = console.console()
     if write_prefect_yaml is not None:
         write_prefect_yaml.write_text(prefect_yaml(outcomes, pool=pool), encoding="utf-8")
-        out.print(f"wrote {len(outcomes)} deployments to {write_prefect_yaml}")
+        out.print(f"wrote {len(outcomes)} deployment(s) to {write_prefect_yaml}")
         return 0
     _require_prefect_api()
     if ensure_pool(pool):
@@ -223,7 +223,7 @@ def deploy(
     for outcome in outcomes:
         deploy_outcome(outcome, pool=pool, workdir=Path.cwd())
         trigger = (
-            f"; review {outcome.review.delay} after {outcome.review.after_event}"
+            f"; review {console.duration(outcome.review.delay)} after {outcome.review.after_event}"
             if outcome.review
             else ""
         )
@@ -275,7 +275,11 @@ def campaign_ended(outcome: str, *, campaign: str | None = None, period: str | N
     delay = declared.review.delay if declared.review else None
     console.console().print(
         f"emitted {event} for radar.outcome.{declared.outcome}"
-        + (f"; the review runs after {delay}" if delay is not None else "; no review: is declared")
+        + (
+            f"; the review runs in {console.duration(delay)}"
+            if delay is not None
+            else "; the outcome declares no review:, so nothing listens"
+        )
     )
     return 0
 

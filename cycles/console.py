@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from cycles.record import CycleRecord
@@ -36,6 +37,15 @@ def error_line(message: str) -> None:
 
 def fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4g}"
+
+
+def duration(span: timedelta) -> str:
+    """14 days, 6 h, 90 s: a duration as people write it."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
 
 
 def approach_text(approach: Any) -> str:

@@ -6,6 +6,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+from datetime import timedelta
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +57,20 @@ def trigger_spec(outcome: Outcome) -> dict[str, Any]:
         "enabled": True,
         "match": {"prefect.resource.id": f"radar.outcome.{outcome.outcome}"},
         "expect": [outcome.review.after_event],
-        "schedule_after": int(outcome.review.delay.total_seconds()),
+        "schedule_after": iso_duration(outcome.review.delay),
         "parameters": {
             "period": "{{ event.payload.period | default(none) }}",
             "campaign": "{{ event.payload.campaign | default(none) }}",
             "review": True,
         },
     }
+
+
+def iso_duration(span: timedelta) -> str:
+    """P14D, PT10S: how the declaration and prefect.yaml write durations."""
+    from pydantic import TypeAdapter
+
+    return str(TypeAdapter(timedelta).dump_python(span, mode="json"))
 
 
 def prefect_yaml(outcomes: list[Outcome], *, pool: str = DEFAULT_POOL) -> str:
@@ -71,7 +82,7 @@ def prefect_yaml(outcomes: list[Outcome], *, pool: str = DEFAULT_POOL) -> str:
 
     document = {
         "name": "radar-cycles",
-        "prefect-version": "3.9.1",
+        "prefect-version": version("prefect"),
         "build": None,
         "push": None,
         "deployments": [deployment_spec(o, pool=pool) for o in outcomes],
@@ -100,17 +111,18 @@ def deploy(outcome: Outcome, *, pool: str = DEFAULT_POOL, workdir: Path) -> str:
     ]
     declared_in = str(outcome.base_dir)
     flow = Flow.from_source(source=str(workdir), entrypoint=spec["entrypoint"])
-    deployment_id = flow.deploy(  # type: ignore[union-attr]  # sync caller: not a coroutine
-        name=spec["name"],
-        description=spec["description"],
-        work_pool_name=pool,
-        tags=spec["tags"],
-        schedules=schedules,
-        triggers=triggers,
-        job_variables={"env": {"RADAR_FLOWS": declared_in}},
-        print_next_steps=False,
-        ignore_warnings=True,
-    )
+    with contextlib.redirect_stdout(io.StringIO()):  # Prefect prints its own summary table
+        deployment_id = flow.deploy(  # type: ignore[union-attr]  # sync: not a coroutine
+            name=spec["name"],
+            description=spec["description"],
+            work_pool_name=pool,
+            tags=spec["tags"],
+            schedules=schedules,
+            triggers=triggers,
+            job_variables={"env": {"RADAR_FLOWS": declared_in}},
+            print_next_steps=False,
+            ignore_warnings=True,
+        )
     return str(deployment_id)
 
 

@@ -163,17 +163,16 @@ class Cycle:
         proposal = self.propose()
         if not needs_sign_off(self.outcome, proposal):
             return True
+        if self.record.status != "awaiting sign-off":
+            self.record.status = "awaiting sign-off"
+            self.record.extra["proposal"] = {
+                "decision": proposal.kind.value,
+                "reasons": proposal.reasons,
+                "next_approach": proposal.next_approach.model_dump(),
+            }
+            self.save_waiting()
         self.signed = ask(self, proposal) if ask is not None else None
-        if self.signed is not None:
-            return True
-        self.record.status = "awaiting sign-off"
-        self.record.extra["proposal"] = {
-            "decision": proposal.kind.value,
-            "reasons": proposal.reasons,
-            "next_approach": proposal.next_approach.model_dump(),
-        }
-        self.save_waiting()
-        return False
+        return self.signed is not None
 
     def save_waiting(self) -> None:
         """Record that the review waits for a sign-off (the stage is not completed)."""

@@ -5,7 +5,6 @@ Everything here wraps `cycles.engine`; the stages themselves know nothing of Pre
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -43,9 +42,15 @@ def stage_tasks() -> dict[Stage, Task[..., None]]:
     }
 
 
+def history() -> Any:
+    """The history store of `RADAR_DATABASE_URL` (or `.radar/` here), one per URL and process."""
+    from cycles.store import default_url
+
+    return _store(default_url())
+
+
 @cache
-def _store(url: str | None) -> Any:
-    """One history store per database URL for the life of the process."""
+def _store(url: str) -> Any:
     from cycles.store import Store
 
     return Store(url)
@@ -83,7 +88,7 @@ def build_flow(outcome: Outcome) -> Flow[..., str]:
         record = run_cycle(
             outcome,
             which_period(outcome, period, review),
-            store=_store(os.environ.get("RADAR_DATABASE_URL")),
+            store=history(),
             review=review,
             dry_run=dry_run,
             runner=lambda cycle, stage: tasks[stage](cycle, stage),

@@ -31,7 +31,7 @@ def test_every_declaration_under_flows_builds_its_flow() -> None:
         outcome = load(path)
         flow = build_flow(outcome)
         assert flow.name == outcome.outcome
-        assert set(flow.parameters.properties) == {"period", "review", "dry_run"}
+        assert set(flow.parameters.properties) == {"period", "review", "dry_run", "campaign"}
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +104,101 @@ def test_failed_stage_fails_the_flow_run(prefect_server: None, decl: Path) -> No
     [run] = _runs(f"refer/{current}")
     assert run.state is not None and run.state.is_failed()
     assert "CRM down" in (run.state.message or "")
+
+
+SIGNED = """\
+policy:
+  sustain: 3
+  baseline_periods: 12
+  max_adjustments: 3
+  sign_off: [adjust, switch]
+  sign_off_timeout: {timeout}
+"""
+
+
+def _signed(decl: Path, timeout: str) -> Path:
+    text = decl.read_text()
+    decl.write_text(text[: text.index("policy:")] + SIGNED.format(timeout=timeout))
+    return decl
+
+
+def _wait_for_state(name: str, state: str, timeout: float = 60) -> object:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = _runs(name)
+        if runs and runs[0].state is not None and runs[0].state.name == state:
+            return runs[0]
+        time.sleep(0.5)
+    raise AssertionError(f"{name} never reached {state}: {runs and runs[0].state}")
+
+
+@pytest.mark.slow
+def test_sign_off_resumed_with_an_answer(prefect_server: None, decl: Path) -> None:
+    import contextvars
+    import threading
+
+    from prefect.flow_runs import resume_flow_run
+
+    outcome = load(_signed(decl, "PT5M"))
+    result: dict[str, object] = {}
+    ctx = contextvars.copy_context()
+    worker = threading.Thread(
+        target=ctx.run, args=(lambda: result.update(record=run_in_flow(outcome, "2025-09")),)
+    )
+    worker.start()
+    run = _wait_for_state("refer/2025-09", "Paused")
+    waiting = Store().get_cycle("refer", "2025-09")
+    assert waiting is not None and waiting.status == "awaiting sign-off"
+    assert waiting.completed_stages == ["result", "approach", "deployment", "assessment"]
+    assert waiting.extra["proposal"]["decision"] == "adjust"
+    resume_flow_run(
+        run.id, run_input={"answer": "choose_approach", "approach": "nudge", "note": "ask them"}
+    )  # type: ignore[attr-defined]
+    worker.join(timeout=60)
+    record = result["record"]
+    assert record.decision == "switch" and record.next_approach.name == "nudge"  # type: ignore[attr-defined]
+    assert any("operator chose nudge instead of adjust (ask them)" in r for r in record.reasons)  # type: ignore[attr-defined]
+    stored = Store().get_cycle("refer", "2025-09")
+    assert stored is not None and stored.status == "reviewed" and stored.decision == "switch"
+
+
+@pytest.mark.slow
+def test_sign_off_timeout_holds(prefect_server: None, decl: Path) -> None:
+    outcome = load(_signed(decl, "PT2S"))
+    record = run_in_flow(outcome, "2025-09")
+    assert record.decision == "hold"
+    assert any("no sign-off of adjust within" in r for r in record.reasons)
+    assert record.next_approach == record.approach  # nothing changes without a sign-off
+
+
+def test_sign_off_without_prefect_waits(decl: Path) -> None:
+    outcome = load(_signed(decl, "PT5M"))
+    record = run_cycle(outcome, "2025-09", store=Store())
+    assert record.status == "awaiting sign-off" and record.decision is None
+    assert record.stages == ["result", "approach", "deployment", "assessment"]
+    stored = Store().get_cycle("refer", "2025-09")
+    assert stored is not None and stored.status == "awaiting sign-off"
+    assert stored.extra["proposal"]["next_approach"]["params"] == {"usd": 30}
+
+
+@pytest.mark.slow
+def test_artifacts_are_published(prefect_server: None, decl: Path) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    record = run_in_flow(load(decl), "2025-10")
+    [run] = _runs("refer/2025-10")
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["refer-review", "refer-recent"])
+            )
+        )
+    mine = {a.key: a for a in found if a.flow_run_id == run.id}
+    assert set(mine) == {"refer-review", "refer-recent"}
+    markdown = str(mine["refer-review"].data)
+    assert f"**{record.decision}**" in markdown and "rate ≥ 0.3" in markdown
+    assert "incentive" in markdown
+    assert '"centre"' in str(mine["refer-recent"].data)
