@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -69,21 +70,31 @@ class Cycle:
         self.review_requested = review
         self.dry_run = dry_run or store is None
         self.today = today or today_in(outcome)
-        self.history = store.cycles_before(outcome.outcome, str(period)) if store else []
-        existing = store.get_cycle(outcome.outcome, str(period)) if store else None
-        self.record = existing or CycleRecord(
-            outcome=outcome.outcome, period=str(period), cadence=outcome.cadence.value,
-            target=outcome.result.target,
-        )  # fmt: skip
-        self.record.stages = []
-        self.record.dry_run = self.dry_run
-        self.record.title = outcome.title
-        self.record.target = outcome.result.target
-        self.record.direction = outcome.result.direction.value
-        self.record.result_metric = outcome.result.metric
+        self.history: list[CycleRecord] = []
+        self.record = self._blank()
         self._connectors: dict[str, Connector] = {}
         self._measured: dict[str, Measurement] = {}
         self.signed: SignOff | None = None  # the answer to a sign-off this run asked for
+
+    def reload(self) -> None:
+        """Read this cycle and the ones before it from the history (under the run lock)."""
+        outcome, period = self.outcome.outcome, str(self.period)
+        if self.store is not None:
+            self.history = self.store.cycles_before(outcome, period)
+            self.record = self.store.get_cycle(outcome, period) or self._blank()
+        record = self.record
+        record.stages = []
+        record.dry_run = self.dry_run
+        record.title = self.outcome.title
+        record.target = self.outcome.result.target
+        record.direction = self.outcome.result.direction.value
+        record.result_metric = self.outcome.result.metric
+
+    def _blank(self) -> CycleRecord:
+        return CycleRecord(
+            outcome=self.outcome.outcome, period=str(self.period),
+            cadence=self.outcome.cadence.value, target=self.outcome.result.target,
+        )  # fmt: skip
 
     # -- what is due ------------------------------------------------------------------------
     @property
@@ -418,13 +429,22 @@ def run_cycle(
     if campaign:
         cycle.record.extra["campaign"] = campaign
     try:
-        for stage in cycle.due():
-            if stage is Stage.review and not cycle.ready_for_review(sign_off):
-                break
-            (runner or Cycle.run)(cycle, stage)
+        with _exclusive(cycle):
+            cycle.reload()
+            for stage in cycle.due():
+                if stage is Stage.review and not cycle.ready_for_review(sign_off):
+                    break
+                (runner or Cycle.run)(cycle, stage)
     finally:
         cycle.close()
     return cycle.record
+
+
+def _exclusive(cycle: Cycle) -> AbstractContextManager[None]:
+    """The run lock of the cycle's outcome and period (none for dry runs: they write nothing)."""
+    if cycle.store is None or cycle.dry_run:
+        return nullcontext()
+    return cycle.store.lock(cycle.outcome.outcome, cycle.record.period)
 
 
 __all__ = ["Cycle", "parse_period", "run_cycle"]

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from cycles.errors import StoreError
 from cycles.record import CycleRecord
-from cycles.store import convert, db
+from cycles.store import convert, db, locks
 from cycles.store.models import ActionRow, CheckResultRow, CycleRow, MetricValueRow, StageRunRow
 from cycles.store.urls import default_url, normalise_url
 from cycles.values import STAGES, ActionRun, Stage, StageRun
@@ -43,6 +43,12 @@ class Store:
         """Bring the schema to the newest migration (a no-op when it is there already)."""
         with db.translate(self._engine):
             db.upgrade(self._engine)
+
+    @contextmanager
+    def lock(self, outcome: str, period: str) -> Iterator[None]:
+        """Only one run of an outcome's period at a time (AlreadyRunning for the second)."""
+        with db.translate(self._engine), locks.run_lock(self._engine, outcome, period):
+            yield
 
     def dispose(self) -> None:
         """Close the pooled connections."""

@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, months, write_declaration, write_monthly_csv
 
 from cycles.cli import main
 from cycles.declaration import load, load_python, load_yaml
 from cycles.errors import DeclarationError
+
+from conftest import ROOT, months, write_declaration, write_monthly_csv
 
 GOOD = dict.fromkeys(months("2025-01", 22), 0.18)
 

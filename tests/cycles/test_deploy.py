@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from conftest import ROOT
-
 from cycles.artifacts import artifact_key, recent_table, review_markdown
 from cycles.declaration import load
 from cycles.declaration.loader import declaration_files
 from cycles.deploy import deployment_spec, prefect_yaml
 from cycles.engine import run_cycle
+
+from conftest import ROOT
 
 OUTCOME = load(ROOT / "flows" / "referrals" / "referrals.yaml")
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import months, write_declaration, write_monthly_csv
 
 from cycles.cli import main
 from cycles.declaration import load_yaml
@@ -20,6 +19,8 @@ from cycles.policy import PolicyInput, decide
 from cycles.stats import xmr_limits
 from cycles.store import Store
 from cycles.values import ApproachRef, DecisionKind
+
+from conftest import months, write_declaration, write_monthly_csv
 
 # 12 flat baseline months, then a story: flat under the incentive, a broken month, a
 # deterioration, an improvement under the nudge and the target held.

@@ -12,14 +12,14 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
-from conftest import ROOT, months, write_declaration, write_monthly_csv
-
 from cycles.declaration import load
 from cycles.declaration.loader import declaration_files
 from cycles.engine import run_cycle
 from cycles.flow import build_flow, run_in_flow
 from cycles.store import Store
 from cycles.values import Stage
+
+from conftest import ROOT, months, write_declaration, write_monthly_csv
 
 STAGES = [s.value for s in Stage]
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from conftest import ROOT
 
 from cycles.declaration import load
 from cycles.schedule import DEFAULT_CRON, cron_of, period_for
+
+from conftest import ROOT
 
 OUTCOME = load(ROOT / "flows" / "referrals" / "referrals.yaml")  # monthly, Europe/Amsterdam
 

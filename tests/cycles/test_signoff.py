@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import ROOT
 
 from cycles.declaration import load
 from cycles.policy import Decision
 from cycles.signoff import Answer, SignOff, apply_sign_off, needs_sign_off
 from cycles.values import ApproachRef, DecisionKind
+
+from conftest import ROOT
 
 OUTCOME = load(ROOT / "flows" / "referrals" / "referrals.yaml")
 CURRENT = ApproachRef(name="referral-incentive", params={"incentive_usd": 40})

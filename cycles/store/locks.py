@@ -1,0 +1,89 @@
+"""One run at a time per outcome and period, released even when the process is killed.
+
+PostgreSQL: a session advisory lock; MySQL/MariaDB: GET_LOCK; both end with their connection.
+SQLite: an exclusive `flock` on a file beside the database, which the kernel drops with the
+process. Runs of different outcomes or periods never wait for each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from cycles.errors import AlreadyRunning
+
+
+def _key(outcome: str, period: str) -> tuple[int, str]:
+    digest = hashlib.blake2b(f"radar:{outcome}/{period}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True), f"radar-{digest.hex()}"
+
+
+def _busy(outcome: str, period: str, holder: str = "") -> AlreadyRunning:
+    by = f" ({holder})" if holder else ""
+    return AlreadyRunning(f"{outcome}/{period} is already running{by}; try again when it ends")
+
+
+@contextmanager
+def run_lock(engine: sa.Engine, outcome: str, period: str) -> Iterator[None]:
+    """Hold the lock of `outcome`/`period` for the duration, or raise AlreadyRunning at once."""
+    dialect = engine.dialect.name
+    if dialect == "sqlite":
+        with _file_lock(engine, outcome, period):
+            yield
+        return
+    number, name = _key(outcome, period)
+    with engine.connect() as conn:
+        if dialect == "postgresql":
+            got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": number}).scalar()
+            release = sa.text("SELECT pg_advisory_unlock(:k)")
+        elif dialect in ("mysql", "mariadb"):
+            got = conn.execute(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": name}).scalar() == 1
+            release = sa.text("SELECT RELEASE_LOCK(:n)")
+        else:  # no portable lock: the unique (outcome, period) row still prevents doubles
+            got, release = True, None
+        conn.commit()
+        if not got:
+            raise _busy(outcome, period)
+        try:
+            yield
+        finally:
+            if release is not None:
+                conn.execute(release, {"k": number, "n": name})
+                conn.commit()
+
+
+@contextmanager
+def _file_lock(engine: sa.Engine, outcome: str, period: str) -> Iterator[None]:
+    import fcntl
+
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    _, name = _key(outcome, period)
+    path = Path(database).with_name(Path(database).name + ".locks") / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise _busy(outcome, period, handle.read().strip()) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(
+            f"pid {os.getpid()} on {socket.gethostname()} since {datetime.now(UTC):%H:%M:%S} UTC"
+        )
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
