@@ -97,6 +97,10 @@ class Measurement:
     checks: list[CheckResult] = field(default_factory=list)
 
 
+class DataError(ConnectorError):
+    """The source answered, but its rows cannot be read as the declaration says (bad values)."""
+
+
 class SchemaError(ConnectorError):
     """The source lacks a column the declaration names; `key` is the metric key that names it."""
 
@@ -140,10 +144,12 @@ class Connector(ABC):
         labelled = label_periods(rows, metric, window)
         values = aggregate(labelled, metric, window)
         results: list[CheckResult] = []
+        current = labelled[labelled["__period"] == str(window.current)]
         if checks and checks.expectations:
-            current = labelled[labelled["__period"] == str(window.current)]
             present = [c for c in dict.fromkeys(check_columns) if c in current.columns]
             results = checks.evaluate(current[present].reset_index(drop=True))
+        if checks:
+            results += numbers_check(current, metric, checks.metric)
         return Measurement(values=values, checks=results)
 
     def require_columns(self, query: Any, metric: MetricSpec, check_columns: Sequence[str]) -> None:
@@ -199,13 +205,50 @@ def _to_naive_timestamps(column: pd.Series, name: str, timezone: str) -> pd.Seri
                 local = parsed.dt.tz_convert(timezone).dt.tz_localize(None)
                 return local.where(aware, pd.to_datetime(text.where(~aware), format="ISO8601"))
         except (ValueError, TypeError) as exc:
-            raise SchemaError(
-                f"column {name!r} holds values that are not ISO dates or timestamps ({exc})",
-                key="period",
+            raise DataError(
+                f"column {name!r} holds values that are not ISO dates or timestamps ({exc})"
             ) from exc
     if getattr(stamps.dt, "tz", None) is not None:
         stamps = stamps.dt.tz_convert(timezone).dt.tz_localize(None)
     return stamps
+
+
+NUMBERS_CHECK = "radar_values_are_numbers"
+
+
+def numbers_check(rows: pd.DataFrame, metric: MetricSpec, name: str) -> list[CheckResult]:
+    """A failed check when the period's value columns hold text that is not a number.
+
+    The mean would silently skip such rows and the decision would rest on part of the data;
+    a failed check makes the review `hold` instead. Nothing is returned when all is numeric.
+    """
+    import pandas as pd
+
+    out = []
+    for column in metric.value_columns:
+        values = rows[column]
+        if pd.api.types.is_numeric_dtype(values):
+            continue
+        present = values.notna()
+        bad = present & pd.to_numeric(values, errors="coerce").isna()
+        if bad.any():
+            example = values[bad].iloc[0]
+            out.append(
+                CheckResult(
+                    metric=name,
+                    expectation=NUMBERS_CHECK,
+                    kwargs={"column": column},
+                    success=False,
+                    element_count=len(values),
+                    unexpected_count=int(bad.sum()),
+                    engine="radar",
+                    message=(
+                        f"{int(bad.sum())} of {int(present.sum())} values of {column!r} are not "
+                        f"numbers (e.g. {str(example)[:40]!r})"
+                    ),
+                )
+            )
+    return out
 
 
 def aggregate(labelled: pd.DataFrame, metric: MetricSpec, window: Window) -> list[PeriodValue]:

@@ -284,6 +284,27 @@ def campaign_ended(outcome: str, *, campaign: str | None = None, period: str | N
     return 0
 
 
+db = App(name="db", help="The history database.")
+app.command(db)
+
+
+@db.command
+def upgrade() -> int:
+    """Apply the history database's migrations (also done on first use of an empty database)."""
+    from cycles import console
+    from cycles.store import Store
+
+    store = Store(migrate=False)
+    before = store.revision()
+    store.upgrade()
+    after = store.revision()
+    if before == after:
+        console.console().print(f"{store.url} is at revision {after}: nothing to do")
+    else:
+        console.console().print(f"{store.url}: upgraded from {before or 'empty'} to {after}")
+    return 0
+
+
 def _require_prefect_api() -> None:
     if not prefect_api_configured():
         raise RadarError(

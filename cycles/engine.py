@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import Checks, Connector, Measurement, SchemaError, Window
+from connectors.base import Checks, Connector, DataError, Measurement, SchemaError, Window
 from connectors.registry import action_class, connector_class
 from cycles import stages
 from cycles.declaration.model import Outcome
@@ -212,6 +212,8 @@ class Cycle:
                 )
             except SchemaError as exc:
                 raise locate_schema_error(self.outcome, metric, exc) from None
+            except DataError as exc:
+                raise DataError(f"metric {metric!r}: {exc}") from exc
         return self._measured[metric]
 
     @cached_property

@@ -98,3 +98,43 @@ def test_history_of_an_unknown_outcome(workdir: Path, capsys: pytest.CaptureFixt
     assert "no cycles recorded" in capsys.readouterr().out
     assert main(["history", "nothing-here", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_db_upgrade(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "upgrade"]) == 0
+    assert "upgraded from empty to 0001" in capsys.readouterr().out
+    assert main(["db", "upgrade"]) == 0
+    assert "at revision 0001: nothing to do" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(
+    not os.environ.get("RADAR_TEST_POSTGRES_URL"),
+    reason="RADAR_TEST_POSTGRES_URL not set: PostgreSQL upgrade skipped",
+)
+def test_db_upgrade_on_postgresql(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    import sqlalchemy as sa
+
+    from cycles.store import normalise_url
+
+    base = normalise_url(os.environ["RADAR_TEST_POSTGRES_URL"])
+    schema = f"radar_up_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        url = sa.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+        monkeypatch.setenv("RADAR_DATABASE_URL", url.render_as_string(hide_password=False))
+        assert main(["db", "upgrade"]) == 0
+        assert "upgraded from empty to 0001" in capsys.readouterr().out
+        assert (
+            main(["run", "referrals", "--period", "2025-09", "--json"]) == 0
+        )  # the store is usable
+        assert json.loads(capsys.readouterr().out)["decision"] == "adjust"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

@@ -39,6 +39,11 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
 
+    def revision(self) -> str | None:
+        """The schema's Alembic revision (None for an empty database)."""
+        with db.translate(self._engine), self._engine.connect() as conn:
+            return db.current_revision(conn)
+
     def upgrade(self) -> None:
         """Bring the schema to the newest migration (a no-op when it is there already)."""
         with db.translate(self._engine):
