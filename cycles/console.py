@@ -23,7 +23,7 @@ DECISION_STYLE = {
 def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)  # lines are not cut at 80
 
 
 def print_json(data: Any) -> None:
