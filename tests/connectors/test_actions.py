@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from httpserver import HttpTestServer, Received, Reply
 from sqlalchemy import create_engine, make_url, text
 
 from connectors.actions.base import ActionContext
@@ -24,6 +23,8 @@ from connectors.registry import action_class
 from cycles import secrets
 from cycles.errors import ActionError
 from cycles.store.urls import normalise_url
+
+from httpserver import HttpTestServer, Received, Reply
 
 
 @pytest.fixture

@@ -12,9 +12,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from httpserver import HttpTestServer, Received, Reply
 
 from cycles.periods import Cadence, Period
+
+from httpserver import HttpTestServer, Received, Reply
 
 PG = os.environ.get("RADAR_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(

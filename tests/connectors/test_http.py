@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from httpserver import HttpTestServer, Received, Reply
 
 from connectors._http import retry_after, send
 from connectors.base import SchemaError, Window
@@ -23,6 +22,8 @@ from cycles import secrets
 from cycles.declaration.model import MetricSpec
 from cycles.errors import ConnectorError
 from cycles.periods import Cadence, Period
+
+from httpserver import HttpTestServer, Received, Reply
 
 
 @pytest.fixture

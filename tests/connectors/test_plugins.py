@@ -13,12 +13,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, months
 
 from connectors import registry
 from cycles.declaration import load_yaml
 from cycles.engine import run_cycle
 from cycles.store import Store
+
+from conftest import ROOT, months
 
 PLUGIN = ROOT / "tests" / "plugins" / "radar-echo"
 
