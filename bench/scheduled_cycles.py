@@ -1,4 +1,4 @@
-"""Throughput of deployed cycles through one Prefect process worker, against running them in-process.
+"""Throughput of deployed cycles through one Prefect process worker vs the same cycles in-process.
 
 Set-up (untimed except where it says): a real `prefect server start` (SQLite, its own
 PREFECT_HOME, 127.0.0.1) from tests/prefect_server.py; N generated outcomes `bench-000`... (the
@@ -9,8 +9,9 @@ worker, waited for until it is online.
 
 Measured:
   worker      the N cycles of one past month: N flow runs created through the client
-              (`create_flow_run_from_deployment`, parameters {"period": <month>}), timed from the
-              first creation until every run is Completed (polled every 0.5 s). Each run is a
+              (`create_flow_run_from_deployment`, parameters {"period": <month>}, 8 requests in
+              flight, as the scheduler would create them in bulk), timed from the first creation
+              until every run is Completed (polled every 0.5 s). Each run is a
               subprocess of the worker (`python -m prefect.engine`): pull step, flow load, five
               stage tasks, history write, artifacts.
   in-process  the same N cycles with `cycles.engine.run_cycle` in a loop, no Prefect, into a
@@ -21,8 +22,10 @@ the figures and exits 0 (1 if a run did not complete).
 
 Worker settings (flags below): PREFECT_WORKER_QUERY_SECONDS=1 (default 10), prefetch default
 (10 s; it only matters for runs scheduled in the future), `--limit` = the worker's concurrency
-limit (default 4 on this 2-vCPU machine: each run process spends ~2 s of CPU importing Prefect,
-pandas and Great Expectations, so more at once only queues on the CPUs and costs memory).
+limit (default 4: each run process spends ~3 s of CPU importing Prefect, pandas and Great
+Expectations, so on 2 vCPUs 2/4/8 at once gave 7.7/10.0/11.6 cycles/min for 20 outcomes, and at
+8 the SQLite server answered run creations with 503 for minutes; an unlimited worker would start
+all N run processes at once, ~250 MB each). Creations answered 5xx are retried (counted).
 
 Run: .venv/bin/python bench/scheduled_cycles.py [--outcomes 100] [--limit 4] [--query-seconds 1]
 """
@@ -30,12 +33,14 @@ Run: .venv/bin/python bench/scheduled_cycles.py [--outcomes 100] [--limit 4] [--
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import _sample
 
@@ -77,19 +82,40 @@ def wait_online(server: PrefectServer, pool: str, timeout: float = 120) -> float
     sys.exit(f"no worker came online for pool {pool!r} within {timeout} s")
 
 
+async def create_runs(deployments: list, period: str, at_once: int = 8) -> tuple[list, int]:
+    """One run per deployment, `at_once` requests in flight (as the scheduler creates runs in
+    bulk); a 5xx answer (the SQLite server is busy) is retried after 1 s and counted."""
+    from prefect import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    gate, refused = asyncio.Semaphore(at_once), [0]
+
+    async def create(client: Any, deployment_id: Any) -> Any:
+        async with gate:
+            for attempt in range(30):
+                try:
+                    run = await client.create_flow_run_from_deployment(
+                        deployment_id, parameters={"period": period}
+                    )
+                    return run.id
+                except PrefectHTTPStatusError as exc:
+                    if exc.response.status_code < 500 or attempt == 29:
+                        raise
+                    refused[0] += 1
+                    await asyncio.sleep(1)
+
+    async with get_client() as client:
+        ids = await asyncio.gather(*(create(client, d) for d in deployments))
+    return list(ids), refused[0]
+
+
 def through_worker(server: PrefectServer, deployments: list, period: str, timeout: float) -> dict:
     """Create one run per deployment, then poll until all are final; timings and states."""
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    ids = []
     started = time.perf_counter()
-    with get_client(sync_client=True) as client:
-        for deployment_id in deployments:
-            run = client.create_flow_run_from_deployment(
-                deployment_id, parameters={"period": period}
-            )
-            ids.append(run.id)
+    ids, refused = asyncio.run(create_runs(deployments, period))
     created = time.perf_counter() - started
     most_running, last_print, runs = 0, 0.0, []
     while True:
@@ -116,6 +142,7 @@ def through_worker(server: PrefectServer, deployments: list, period: str, timeou
     return {
         "wall": wall,
         "create": created,
+        "refused": refused,
         "states": {s: states.count(s) for s in set(states)},
         "pickup": (min(starts) - first_created).total_seconds() if starts else float("nan"),
         "durations": [
@@ -187,25 +214,26 @@ def main() -> int:
 
     from cycles.store import Store
 
-    recorded = [
-        c for c in Store(f"sqlite:///{TMP / 'worker-history.db'}").outcomes()
-    ]  # outcomes with a cycle written by the worker's runs
+    # outcomes with a cycle written by the worker's runs
+    recorded = Store(f"sqlite:///{TMP / 'worker-history.db'}").outcomes()
     wall = worker_run["wall"]
     durations = worker_run["durations"]
     completed = worker_run["states"].get("COMPLETED", 0)
+    per_min = n / wall * 60
     print()
-    print(f"worker:     {n} cycles in {wall:6.1f} s = {n / wall * 60:6.1f} cycles/min "
-          f"(creating the runs: {worker_run['create']:.1f} s)")  # fmt: skip
+    print(f"worker:     {n} cycles in {wall:6.1f} s = {per_min:6.1f} cycles/min "
+          f"(creating the runs: {worker_run['create']:.1f} s, "
+          f"{worker_run['refused']} creations answered 5xx and retried)")  # fmt: skip
     print(f"            states {worker_run['states']}; history has cycles of {len(recorded)} "
           f"outcomes; {scheduled - n} auto-scheduled future runs on the server")  # fmt: skip
-    print(f"            first run started {worker_run['pickup']:.1f} s after the first was created; "
-          f"at most {worker_run['most_running']} running at once")  # fmt: skip
+    print(f"            first run started {worker_run['pickup']:.1f} s after the first was "
+          f"created; at most {worker_run['most_running']} seen running at once")  # fmt: skip
     if durations:
         print(f"            run start to end: median {statistics.median(durations):.2f} s, "
               f"max {max(durations):.2f} s")  # fmt: skip
     print(f"in-process: {n} cycles in {local:6.1f} s = {n / local * 60:6.1f} cycles/min "
           f"(run_cycle loop, no Prefect)")  # fmt: skip
-    print(f"ratio:      in-process is {wall / local:.1f}x the worker's throughput "
+    print(f"ratio:      in-process does {wall / local:.0f}x the worker's cycles per minute "
           f"({wall / n:.2f} s vs {local / n:.3f} s per cycle)")  # fmt: skip
     if completed != n:
         print(f"\n{n - completed} runs did not complete; last lines of the worker's log:")

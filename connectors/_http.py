@@ -121,6 +121,7 @@ def _excerpt(response: httpx.Response) -> str:
         text = " ".join(response.text.split())
     except (UnicodeDecodeError, LookupError, httpx.HTTPError):
         return ""
+    text = redact(text)  # before the cut, which could leave the start of a secret
     if not text:
         return ""
     if len(text) > BODY_EXCERPT:

@@ -52,7 +52,7 @@ def approach_text(approach: Any) -> str:
     if approach is None:
         return "-"
     params = ", ".join(f"{k}={v}" for k, v in approach.params.items())
-    return f"{approach.name}" + (f" ({params})" if params else "")
+    return redact(f"{approach.name}" + (f" ({params})" if params else ""))
 
 
 def decision_text(record: CycleRecord) -> str:
@@ -90,7 +90,7 @@ def print_summary(record: CycleRecord) -> None:
     title = f"{record.outcome} · {record.period}" + (
         "  [yellow](dry run)[/]" if record.dry_run else ""
     )
-    out.print(f"[bold]{title}[/]  {record.title}")
+    out.print(f"[bold]{title}[/]  {redact(record.title)}")
     stages = ", ".join(s.value for s in record.stages) or "none (nothing was due)"
     out.print(f"  stages run: {stages}")
     table = Table(show_header=False, box=None, pad_edge=False)

@@ -185,15 +185,18 @@ class Cycle:
         self.signed = ask(self, proposal) if ask is not None else None
         return self.signed is not None
 
-    def save_waiting(self) -> None:
-        """Record that the review waits for a sign-off (the stage is not completed)."""
+    def save_waiting(self, *, new_row: bool = True) -> None:
+        """Record that the review waits for a sign-off (the stage is not completed).
+
+        `new_row=False` only updates the cycle (e.g. its `extra`), without another stage run.
+        """
         if self.store is None or self.dry_run:
             return
         now = datetime.now(UTC)
         run = StageRun(
             stage=Stage.review, status="awaiting sign-off", started_at=now, finished_at=now
         )
-        self.store.save_stage(self.record, run)
+        self.store.save_stage(self.record, run if new_row else None)
 
     # -- helpers ----------------------------------------------------------------------------
     def connector(self, name: str) -> Connector:
@@ -428,11 +431,11 @@ def run_cycle(
     if not isinstance(period, Period):
         period = parse_period(outcome, period, today)
     cycle = Cycle(outcome, period, store=store, review=review, dry_run=dry_run, today=today)
-    if campaign:
-        cycle.record.extra["campaign"] = campaign
     try:
         with _exclusive(cycle):
             cycle.reload()
+            if campaign:
+                cycle.record.extra["campaign"] = campaign
             for stage in cycle.due():
                 if stage is Stage.review and not cycle.ready_for_review(sign_off):
                     break

@@ -6,9 +6,17 @@ from pathlib import Path
 
 
 class RadarError(Exception):
-    """Base of every error radar reports to a user; `str()` is the one line printed."""
+    """Base of every error radar reports to a user; `str()` is the one line printed.
+
+    `str()` never shows a secret: errors end up in history rows, Prefect states and logs.
+    """
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        from cycles.secrets import redact
+
+        return redact(super().__str__())
 
 
 class DeclarationError(RadarError):

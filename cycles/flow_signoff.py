@@ -61,7 +61,7 @@ def ask_sign_off(cycle: Cycle, proposal: Decision) -> SignOff | None:
             "decision": proposal.kind.value,
             "flow_run": str(flow_run.id),
         }
-        cycle.save_waiting()
+        cycle.save_waiting(new_row=False)
         _schedule_deadline_run(cycle, deadline)
     answer = suspend_flow_run(
         wait_for_input=form, timeout=int((timeout + GRACE).total_seconds()), key=PAUSE_KEY

@@ -13,6 +13,7 @@ from cycles.declaration.model import Outcome
 from cycles.periods import Period
 from cycles.policy import Decision, PolicyInput, decide
 from cycles.record import CycleRecord
+from cycles.secrets import MASK
 from cycles.stats import xmr_limits
 from cycles.values import ActionRun, ApproachRef, DecisionKind, Limits, PeriodValue
 
@@ -42,8 +43,12 @@ def choose_approach(outcome: Outcome, previous: CycleRecord | None) -> tuple[App
             f"{planned.name} (planned by the {previous.period} review) is no longer declared; "
             f"using {first.name}"
         )
-    # parameters the review planned win; parameters declared since then join with their value
-    params = {**spec.params, **{k: v for k, v in planned.params.items() if k in spec.params}}
+    # parameters the review planned win; parameters declared since then join with their value,
+    # and so do secrets (the history keeps them as ***)
+    params = {
+        **spec.params,
+        **{k: v for k, v in planned.params.items() if k in spec.params and v != MASK},
+    }
     return ApproachRef(name=spec.name, params=params), (
         f"planned by the {previous.period} review ({previous.decision})"
     )

@@ -106,10 +106,8 @@ def stop_process(proc: subprocess.Popen[Any], *, grace: float = 15.0) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
     # the leader may be gone while its children (uvicorn, a run process) are not
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -322,12 +320,6 @@ class PrefectServer:
 
         with temporary_settings(updates={PREFECT_API_URL: self.api_url, PREFECT_UI_URL: self.url}):
             yield
-
-    def client(self) -> Any:
-        """A sync client for this server (use inside `settings()` or on its own)."""
-        from prefect.client.orchestration import SyncPrefectClient
-
-        return SyncPrefectClient(api=self.api_url)
 
 
 def _tree(pid: int) -> set[int]:

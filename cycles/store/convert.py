@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from cycles.record import CheckSummary, CycleRecord
+from cycles.secrets import redact, redact_deep
 from cycles.store.db import finite
 from cycles.store.models import ActionRow, CheckResultRow, MetricValueRow, StageRunRow
 from cycles.values import ActionRun, ApproachRef, CheckResult, Limits, PeriodValue, Stage, StageRun
@@ -23,7 +24,11 @@ def now() -> datetime:
 
 
 def clip(text: str | None) -> str | None:
-    return text if text is None or len(text) <= CLIP else text[: CLIP - 1] + "…"
+    """`text` redacted, and cut to fit."""
+    if text is None:
+        return None
+    text = redact(text)
+    return text if len(text) <= CLIP else text[: CLIP - 1] + "…"
 
 
 def cycle_fields(record: CycleRecord, status: str, completed: list[str]) -> dict[str, Any]:
@@ -31,14 +36,14 @@ def cycle_fields(record: CycleRecord, status: str, completed: list[str]) -> dict
     approach, nxt = record.approach, record.next_approach
     return {
         "cadence": record.cadence,
-        "title": record.title,
+        "title": redact(record.title),
         "status": status,
         "decision": None if record.decision is None else str(record.decision),
-        "reasons": list(record.reasons),
+        "reasons": redact_deep(list(record.reasons)),
         "approach_name": None if approach is None else approach.name,
-        "approach_params": None if approach is None else dict(approach.params),
+        "approach_params": None if approach is None else redact_deep(dict(approach.params)),
         "next_approach_name": None if nxt is None else nxt.name,
-        "next_approach_params": None if nxt is None else dict(nxt.params),
+        "next_approach_params": None if nxt is None else redact_deep(dict(nxt.params)),
         "result_metric": record.result_metric,
         "result_value": finite(record.result_value),
         "target": record.target,
@@ -49,7 +54,7 @@ def cycle_fields(record: CycleRecord, status: str, completed: list[str]) -> dict
         "limits": None if record.limits is None else record.limits.model_dump(mode="json"),
         "signal": None if record.signal is None else str(record.signal),
         "completed_stages": completed,
-        "extra": dict(record.extra),
+        "extra": redact_deep(dict(record.extra)),
         "updated_at": now(),
     }
 

@@ -121,12 +121,15 @@ class Store:
         with self._read() as s:
             return list(s.scalars(select(CycleRow.outcome).distinct().order_by(CycleRow.outcome)))
 
-    def save_stage(self, record: CycleRecord, run: StageRun) -> None:
-        """Upsert the cycle and append the run; an assessment also replaces values and checks."""
+    def save_stage(self, record: CycleRecord, run: StageRun | None) -> None:
+        """Upsert the cycle and append the run (if any); an assessment also replaces values and
+        checks."""
         _not_dry(record)
 
         def work(s: Session) -> None:
             cycle_id = _upsert(s, record, record.status, [str(x) for x in record.completed_stages])
+            if run is None:
+                return
             s.execute(insert(StageRunRow).values(convert.stage_run_values(cycle_id, run)))
             if run.stage == Stage.assessment:
                 for model in (MetricValueRow, CheckResultRow):

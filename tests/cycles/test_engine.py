@@ -160,6 +160,16 @@ def test_current_period_opens_then_closes(decl: Path) -> None:
     assert later.stages == []
 
 
+def test_campaign_is_kept_with_the_review(decl: Path) -> None:
+    outcome, store = load_yaml(decl), Store()
+    run_cycle(outcome, "2025-09", store=store)
+    reviewed = run_cycle(outcome, "2025-10", store=store, campaign="spring")
+    assert reviewed.extra["campaign"] == "spring"
+    stored = {c.period: c for c in store.cycles("refer")}
+    assert stored["2025-10"].extra["campaign"] == "spring"
+    assert "campaign" not in stored["2025-09"].extra
+
+
 ACTIONS = """\
     actions:
       - name: ask
