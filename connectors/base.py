@@ -217,22 +217,23 @@ NUMBERS_CHECK = "radar_values_are_numbers"
 
 
 def numbers_check(rows: pd.DataFrame, metric: MetricSpec, name: str) -> list[CheckResult]:
-    """A failed check when the period's value columns hold text that is not a number.
+    """A failed check when the period's value columns hold text or infinite values.
 
-    The mean would silently skip such rows and the decision would rest on part of the data;
-    a failed check makes the review `hold` instead. Nothing is returned when all is numeric.
+    The mean skips such rows (`finite_numbers`) and the decision would rest on part of the
+    data; a failed check makes the review `hold` instead. Nothing is returned when all is well.
     """
-    import pandas as pd
+    import numpy as np
 
     out = []
     for column in metric.value_columns:
         values = rows[column]
-        if pd.api.types.is_numeric_dtype(values):
-            continue
         present = values.notna()
-        bad = present & pd.to_numeric(values, errors="coerce").isna()
+        numbers = _floats(values)
+        text = present & numbers.isna()
+        bad = text | np.isinf(numbers)
         if bad.any():
             example = values[bad].iloc[0]
+            what = "numbers" if text.any() else "finite numbers"
             out.append(
                 CheckResult(
                     metric=name,
@@ -244,44 +245,81 @@ def numbers_check(rows: pd.DataFrame, metric: MetricSpec, name: str) -> list[Che
                     engine="radar",
                     message=(
                         f"{int(bad.sum())} of {int(present.sum())} values of {column!r} are not "
-                        f"numbers (e.g. {str(example)[:40]!r})"
+                        f"{what} (e.g. {str(example)[:40]!r})"
                     ),
                 )
             )
     return out
 
 
-def aggregate(labelled: pd.DataFrame, metric: MetricSpec, window: Window) -> list[PeriodValue]:
-    """Per period: the mean of `value`, or sum(numerator) / sum(denominator)."""
+def _floats(values: pd.Series) -> pd.Series:
+    """A column as float64: text becomes NaN; ints too large for int64 do not wrap around."""
     import pandas as pd
 
-    grouped = labelled.groupby("__period", sort=False)
+    return pd.to_numeric(values, errors="coerce").astype("float64")
+
+
+def finite_numbers(values: pd.Series) -> pd.Series:
+    """A value column as floats, text and ±inf as NaN: skipped, as `numbers_check` reports."""
+    import numpy as np
+
+    numbers = _floats(values)
+    return numbers.where(np.isfinite(numbers))
+
+
+def _finite(x: Any) -> float | None:
+    import math
+
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _means(numbers: pd.Series, labels: pd.Series) -> pd.Series:
+    """Per-label means of finite numbers; a sum that overflows (1e308 + 1e308) is scaled down."""
+    import numpy as np
+
+    means = numbers.groupby(labels).mean()
+    overflowed = np.isinf(means)
+    if overflowed.any():
+        largest = numbers.abs().groupby(labels).transform("max")
+        scaled = (numbers / largest).groupby(labels).mean() * largest.groupby(labels).max()
+        means = means.where(~overflowed, scaled)
+    return means
+
+
+def aggregate(labelled: pd.DataFrame, metric: MetricSpec, window: Window) -> list[PeriodValue]:
+    """Per period: the mean of `value`, or sum(numerator) / sum(denominator).
+
+    Infinite values are skipped like text; a ratio that is not finite (x / 1e-320) is None.
+    """
+    import numpy as np
+
+    with np.errstate(all="ignore"):  # overflow is handled here, not printed on the terminal
+        return _aggregate(labelled, metric, window)
+
+
+def _aggregate(labelled: pd.DataFrame, metric: MetricSpec, window: Window) -> list[PeriodValue]:
+    labels = labelled["__period"]
+    counts = labelled.groupby("__period", sort=False).size()
     out: list[PeriodValue] = []
     if metric.value is not None:
-        numbers = pd.to_numeric(labelled[metric.value], errors="coerce")
-        means = numbers.groupby(labelled["__period"]).mean()
-        counts = grouped.size()
+        means = _means(finite_numbers(labelled[metric.value]), labels)
         for period in window.periods:
             label = str(period)
-            mean = means.get(label)
             out.append(
                 PeriodValue(
                     period=label,
-                    value=None if mean is None or pd.isna(mean) else float(mean),
+                    value=_finite(means.get(label)),
                     rows=int(counts.get(label, 0)),
                 )
             )
         return out
     assert metric.numerator is not None and metric.denominator is not None
-    num = pd.to_numeric(labelled[metric.numerator], errors="coerce").groupby(labelled["__period"])
-    den = pd.to_numeric(labelled[metric.denominator], errors="coerce").groupby(labelled["__period"])
-    sums_n, sums_d, counts = num.sum(min_count=1), den.sum(min_count=1), grouped.size()
+    sums_n = finite_numbers(labelled[metric.numerator]).groupby(labels).sum(min_count=1)
+    sums_d = finite_numbers(labelled[metric.denominator]).groupby(labels).sum(min_count=1)
     for period in window.periods:
         label = str(period)
-        n, d = sums_n.get(label), sums_d.get(label)
-        n = None if n is None or pd.isna(n) else float(n)
-        d = None if d is None or pd.isna(d) else float(d)
-        value = n / d if n is not None and d else None
+        n, d = _finite(sums_n.get(label)), _finite(sums_d.get(label))
+        value = _finite(n / d) if n is not None and d else None
         out.append(
             PeriodValue(
                 period=label,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from connectors.base import Connector, ConnectorConfig, MetricQuery, SchemaError, Window
 from cycles.errors import ConnectorError
@@ -63,10 +63,8 @@ class FileConnector(Connector):
         if key not in _READS:
             try:
                 frame = self._read(columns)
-            except (OSError, ValueError) as exc:
-                raise ConnectorError(
-                    f"connector {self.name!r}: cannot read {self.path}: {exc}"
-                ) from exc
+            except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+                raise self.unreadable(exc) from exc
             _READS[key] = frame
             while len(_READS) > _READS_KEPT:
                 _READS.pop(next(iter(_READS)))
@@ -75,6 +73,17 @@ class FileConnector(Connector):
     def _read(self, columns: list[str]) -> pd.DataFrame:
         raise NotImplementedError
 
+    def unreadable(self, exc: Exception) -> ConnectorError:
+        """The one line for a file that cannot be read as its type says (a source fault)."""
+        reason = str(exc)
+        if isinstance(exc, UnicodeDecodeError):
+            byte = exc.object[exc.start : exc.start + 1].hex()
+            reason = (
+                f"it is not {exc.encoding} text (byte 0x{byte}); if the file uses another "
+                "encoding, name it with the connector's encoding: key (e.g. latin-1, utf-16)"
+            )
+        return ConnectorError(f"connector {self.name!r}: cannot read {self.path}: {reason}")
+
 
 _READS: dict[tuple[Any, ...], pd.DataFrame] = {}  # oldest first
 _READS_KEPT = 4  # bounded: memory must not grow with the number of outcomes
@@ -82,8 +91,19 @@ _READS_KEPT = 4  # bounded: memory must not grow with the number of outcomes
 
 class CsvConfig(FileConfig):
     type: Literal["csv"] = "csv"
-    delimiter: str = ","
+    delimiter: str = Field(default=",", min_length=1, max_length=1)  # one character
     encoding: str = "utf-8"
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r} (e.g. utf-8, latin-1, utf-16)") from None
+        return value
 
 
 class CsvConnector(FileConnector):
@@ -95,8 +115,11 @@ class CsvConnector(FileConnector):
         self.check_exists()
         import csv
 
-        with self.path.open(newline="", encoding=self.config.encoding) as handle:
-            header = next(csv.reader(handle, delimiter=self.config.delimiter), [])
+        try:
+            with self.path.open(newline="", encoding=self.config.encoding) as handle:
+                header = next(csv.reader(handle, delimiter=self.config.delimiter), [])
+        except (OSError, UnicodeError, csv.Error) as exc:
+            raise self.unreadable(exc) from exc
         return [name.strip() for name in header]
 
     def _read(self, columns: list[str]) -> pd.DataFrame:
@@ -127,9 +150,7 @@ class ParquetConnector(FileConnector):
         try:
             return list(pq.read_schema(self.path).names)
         except (OSError, ValueError) as exc:
-            raise ConnectorError(
-                f"connector {self.name!r}: cannot read {self.path}: {exc}"
-            ) from exc
+            raise self.unreadable(exc) from exc
 
     def _read(self, columns: list[str]) -> pd.DataFrame:
         import pandas as pd

@@ -25,6 +25,9 @@ _PATTERNS = {
     Cadence.quarterly: re.compile(r"^(\d{4})-Q([1-4])$"),
 }
 _EXAMPLES = {Cadence.weekly: "2026-W43", Cadence.monthly: "2026-10", Cadence.quarterly: "2026-Q4"}
+# Years a period may be named in: far enough from 1 and 9999 that a window reaching back the
+# declaration's largest baseline (and forward one period) stays within Python's dates.
+FIRST_YEAR, LAST_YEAR = 1900, 2999
 
 
 @total_ordering
@@ -45,6 +48,8 @@ class Period:
         if not match:
             raise ValueError(f"{text!r} is not a {cadence.value} period {expected}")
         year, part = int(match.group(1)), int(match.group(2))
+        if not FIRST_YEAR <= year <= LAST_YEAR:
+            raise ValueError(f"{text!r}: the year must be {FIRST_YEAR}-{LAST_YEAR} {expected}")
         if cadence is Cadence.monthly:
             if not 1 <= part <= 12:
                 raise ValueError(f"{text!r}: month must be 01-12 {expected}")

@@ -66,11 +66,19 @@ def read_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
     """Parse YAML keeping the (1-based) line of every key and list item."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
     yaml = YAML(typ="rt")
+    text = ""
     try:
         text = path.read_text(encoding="utf-8")
         tree = yaml.load(text)
+    except ReaderError as exc:  # a character YAML does not allow (NUL, other controls)
+        line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.position, int) else None
+        char = exc.character
+        shown = f"U+{char:04X}" if isinstance(char, int) else repr(char)
+        problem = f"YAML syntax error: character {shown} is not allowed ({exc.reason})"
+        raise DeclarationError(problem, file=path, line=line) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -78,8 +86,16 @@ def read_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
         raise DeclarationError(f"YAML syntax error: {problem}", file=path, line=line) from None
     except (YAMLError, UnicodeDecodeError, OSError) as exc:
         raise DeclarationError(f"cannot read YAML: {exc}", file=path) from None
+    except RecursionError:  # ruamel recurses once per level: some hundred levels exhaust it
+        raise DeclarationError(_TOO_DEEP, file=path) from None
     lines: dict[Loc, int] = {(): 1}
-    return _plain(tree, (), lines), lines
+    try:
+        return _plain(tree, (), lines), lines
+    except RecursionError:
+        raise DeclarationError(_TOO_DEEP, file=path) from None
+
+
+_TOO_DEEP = "YAML nested too deeply to read (mappings or lists some hundred levels deep)"
 
 
 def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
@@ -89,7 +105,9 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
         out = {}
         for key, value in node.items():
             child = (*loc, str(key))
-            lines[child] = node.lc.key(key)[0] + 1
+            # a key a merge (`<<: *anchor`) brought in has no position: the mapping's line
+            position = (node.lc.data or {}).get(key)
+            lines[child] = position[0] + 1 if position else lines.get(loc, 1)
             out[str(key)] = _plain(value, child, lines)
         return out
     if isinstance(node, CommentedSeq):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ from connectors.base import Checks, SchemaError, Window
 from connectors.files import CsvConnector, ParquetConnector
 from connectors.registry import UnknownType, connector_class, known_types
 from cycles.declaration.model import MetricSpec
+from cycles.errors import ConnectorError
 from cycles.periods import Cadence, Period
 
 
@@ -119,3 +121,52 @@ def test_registry_lists_builtins_and_rejects_unknown() -> None:
         UnknownType, match=r"known: .*csv.*a plugin providing it may not be installed"
     ):
         connector_class("excel")
+
+
+def test_a_file_that_is_not_utf8_is_one_connector_error(tmp_path: Path) -> None:
+    text = "ts,v\n2026-01-05,0.5\n"
+    (tmp_path / "bom.csv").write_bytes(b"\xff\xfe" + text.encode("utf-16-le"))
+    (tmp_path / "late.csv").write_bytes(text.encode() + b"2026-01-06,\xe9\n")  # a latin-1 byte
+    metric = MetricSpec(connector="src", period="ts", value="v")
+    for name in ("bom.csv", "late.csv"):  # in the header (columns) or in the rows (fetch)
+        connector = CsvConnector("src", CsvConnector.Config(path=name), base_dir=tmp_path)
+        with pytest.raises(ConnectorError) as info:
+            connector.measure(metric, window("2026-01", 1))
+        message = str(info.value)
+        assert message.startswith(f"connector 'src': cannot read {tmp_path / name}: ")
+        assert "not utf-8 text (byte 0x" in message and "encoding: key" in message
+        assert "\n" not in message
+    latin = CsvConnector("src", CsvConnector.Config(path="late.csv", encoding="latin-1"),
+                         base_dir=tmp_path)  # fmt: skip
+    assert latin.measure(metric, window("2026-01", 1)).values[0].value == 0.5
+
+
+def test_infinite_values_are_skipped_and_fail_the_numbers_check(tmp_path: Path) -> None:
+    (tmp_path / "inf.csv").write_text(
+        "ts,v,n,d\n2026-01-05,0.2,1,10\n2026-01-06,inf,inf,10\n"
+        "2026-02-05,inf,1e308,1e-320\n2026-02-06,-inf,1,1e-320\n"
+    )
+    connector = CsvConnector("src", CsvConnector.Config(path="inf.csv"), base_dir=tmp_path)
+    checks = Checks("v")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from numpy on the terminal
+        mean = connector.measure(MetricSpec(connector="src", period="ts", value="v"),
+                                 window("2026-01", 2), checks)  # fmt: skip
+        ratio = connector.measure(MetricSpec(connector="src", period="ts", numerator="n",
+                                             denominator="d"), window("2026-01", 2))  # fmt: skip
+    assert [v.value for v in mean.values] == [0.2, None]  # inf skipped like text: nothing left
+    [check] = mean.checks
+    assert not check.success and check.unexpected_count == 2
+    assert "2 of 2 values of 'v' are not finite numbers (e.g. 'inf')" in (check.message or "")
+    assert ratio.values[0].value == pytest.approx(1 / 20)  # an inf numerator counts as missing
+    assert ratio.values[1].value is None  # 1e308 / 2e-320 is not a finite number
+
+
+def test_sums_that_overflow_still_average(tmp_path: Path) -> None:
+    (tmp_path / "huge.csv").write_text("ts,v\n2026-01-05,1e308\n2026-01-06,1.7e308\n")
+    connector = CsvConnector("src", CsvConnector.Config(path="huge.csv"), base_dir=tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values = connector.measure(MetricSpec(connector="src", period="ts", value="v"),
+                                   window("2026-01", 1)).values  # fmt: skip
+    assert values[0].value == pytest.approx(1.35e308)

@@ -52,6 +52,19 @@ BAD = [
     ("unknown action type", "    adjust: {usd: {step: 10, max: 40}}", "    adjust: {usd: {step: 10, max: 40}}\n    actions:\n      - {name: ask, type: carrier-pigeon}", "carrier-pigeon", "approaches[0].actions[0].type", "unknown action type 'carrier-pigeon'"),
     ("unknown placeholder in an action", "    adjust: {usd: {step: 10, max: 40}}", "    adjust: {usd: {step: 10, max: 40}}\n    actions:\n      - {name: ask, type: python, callable: 'x:y', kwargs: {usd: '{params.dollars}'}}", "params.dollars", "approaches[0].actions[0].kwargs.usd", "unknown placeholder {params.dollars}"),
     ("policy out of range", "  sustain: 3", "  sustain: 0", "sustain: 0", "policy.sustain", "greater than or equal to 1"),
+    # found by tests/test_fuzz.py
+    ("baseline beyond its bound", "  baseline_periods: 12", "  baseline_periods: 30000", "baseline_periods: 30000", "policy.baseline_periods", "less than or equal to 260"),
+    ("sustain beyond its bound", "  sustain: 3", f"  sustain: {2**63}", "sustain: 92", "policy.sustain", "less than or equal to 60"),
+    ("adjustments beyond their bound", "  max_adjustments: 3", "  max_adjustments: 1000", "max_adjustments: 1000", "policy.max_adjustments", "less than or equal to 100"),
+    ("target not a finite number", "  target: 0.3", "  target: .nan", "target: .nan", "result.target", "finite number"),
+    ("adjust step not finite", "{step: 10, max: 40}", "{step: .inf, max: 40}", "adjust: {usd", "approaches[0].adjust.usd.step", "finite number"),
+    ("parameter not finite", "params: {asks: 2}", "params: {asks: -.inf}", "params: {asks", "approaches[1].params.asks", "-inf is not a finite number"),
+    ("adjustable parameter beyond floats", "params: {usd: 20}", "params: {usd: 1" + "0" * 400 + "}", "params: {usd", "approaches[0].params.usd", "below 1e308"),
+    ("key merged from an anchor", "policy:\n", "review: &r\n  delay: P14D\npolicy:\n  <<: *r\n", "policy:\n  <<", "policy.delay", "unknown key"),
+    ("character YAML does not allow", "title: Customers", "title: Cust\x00omers", "title: Cust", None, "character U+0000 is not allowed"),
+    ("key holding a line break", "cadence: monthly\n", 'cadence: monthly\n"ti\\ntle": x\n', '"ti', "ti tle", "unknown key"),
+    ("unknown CSV encoding", "    type: csv", "    type: csv\n    encoding: utf-9", "encoding: utf-9", "connectors.crm.encoding", "unknown encoding 'utf-9'"),
+    ("CSV delimiter of two characters", "    type: csv", "    type: csv\n    delimiter: ';;'", "delimiter: ';;'", "connectors.crm.delimiter", "at most 1 character"),
 ]  # fmt: skip
 
 
@@ -192,3 +205,25 @@ def test_line_of_nested_keys(decl: Path) -> None:
     assert line is not None and "path: data/rate.csv" in text[line - 1]
     with pytest.raises(DeclarationError):
         load(decl.parent / "nope.yaml")
+
+
+def test_yaml_merge_keys_are_read(decl: Path) -> None:
+    text = decl.read_text()
+    text = text.replace("params: {usd: 20}", "params: &base {usd: 20}")
+    decl.write_text(text.replace("params: {asks: 2}", "params: {<<: *base, asks: 2}"))
+    outcome = load_yaml(decl)
+    assert outcome.approaches[1].params == {"asks": 2, "usd": 20}
+    line = outcome.line_of(("approaches", 1, "params", "usd"))  # merged: the mapping's line
+    assert line is not None and "<<: *base" in decl.read_text().splitlines()[line - 1]
+
+
+def test_deep_nesting_is_one_declaration_error(
+    decl: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nested = "{a: " * 1500 + "x" + "}" * 1500
+    decl.write_text(decl.read_text().replace("title: Customers refer us", f"title: {nested}"))
+    for argv in (["validate", str(decl)], ["run", str(decl), "--period", "2026-10"]):
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1, err
+        assert err.startswith(f"radar: {decl}: YAML nested too deeply"), err

@@ -70,3 +70,27 @@ def test_labels_sort_like_periods(day: date, cadence: Cadence) -> None:
     period = Period.containing(day, cadence)
     if cadence is not Cadence.weekly:  # ISO week labels sort by ISO year, which is what they show
         assert str(period) < str(period + 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "cadence"),
+    [("0001-01", "monthly"), ("9999-12", "monthly"), ("1899-12", "monthly"), ("3000-01", "monthly"),
+     ("0000-Q1", "quarterly"), ("9999-Q4", "quarterly"), ("0001-W01", "weekly"), ("9999-W52", "weekly")],
+)  # fmt: skip
+def test_years_out_of_range(text: str, cadence: str) -> None:
+    with pytest.raises(ValueError, match=r"the year must be 1900-2999 \(expected e\.g\."):
+        Period.parse(text, cadence)
+
+
+@pytest.mark.parametrize("cadence", list(Cadence))
+def test_the_widest_window_stays_within_dates(cadence: Cadence) -> None:
+    """The first and last periods that parse, reaching back as far as a declaration allows."""
+    from cycles.declaration.model import PolicySpec
+
+    bounds = PolicySpec.model_json_schema()["properties"]
+    reach = bounds["baseline_periods"]["maximum"] + bounds["sustain"]["maximum"]
+    first = Period.containing(date(1900, 1, 1), cadence)  # 1900-W01 starts on 1900-01-01
+    last = Period.containing(date(2999, 12, 28), cadence)  # in the last ISO week of 2999
+    assert Period.parse(str(first), cadence) == first and Period.parse(str(last), cadence) == last
+    assert (first - reach).start < first.start < last.end <= date(3000, 1, 31)
+    assert [str(p) for p in (first - reach).before(1)]  # labels too: no year out of range
