@@ -217,7 +217,9 @@ def upgrade(engine: Engine) -> None:
     cfg.set_main_option("path_separator", "os")
     writer = engine.execution_options(**{WRITE: True})
     try:
-        with _MIGRATING, _quiet_alembic(), writer.begin() as conn, _database_lock(conn):
+        # the lock is held until the migration's transaction has committed, so the next
+        # process to get it sees the new revision
+        with _MIGRATING, _quiet_alembic(), _database_lock(engine), writer.begin() as conn:
             revision = current_revision(conn)
             if revision == HEAD:
                 return
@@ -241,24 +243,34 @@ def upgrade(engine: Engine) -> None:
 
 
 @contextmanager
-def _database_lock(conn: Connection) -> Iterator[None]:
-    """Hold a database-wide lock while migrating (SQLite: BEGIN IMMEDIATE already holds one)."""
-    name = conn.dialect.name
-    if name == "postgresql":
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_ADVISORY_LOCK})")
-    if name in ("mysql", "mariadb"):
-        got = conn.exec_driver_sql(f"SELECT GET_LOCK('{_MYSQL_LOCK}', 60)").scalar()
-        if got != 1:
-            raise StoreError(
-                f"history database {display(conn.engine)}: timed out waiting for another "
-                "process to finish migrating it"
-            )
+def _database_lock(engine: Engine) -> Iterator[None]:
+    """Hold a database-wide lock while migrating, on a connection of its own.
+
+    PostgreSQL: a session advisory lock; MySQL/MariaDB: GET_LOCK. SQLite needs none: the
+    migration's BEGIN IMMEDIATE holds the write lock until it commits.
+    """
+    name = engine.dialect.name
+    if name not in ("postgresql", "mysql", "mariadb"):
+        yield
+        return
+    with engine.connect() as conn:
+        if name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_ADVISORY_LOCK})")
+            release = f"SELECT pg_advisory_unlock({_ADVISORY_LOCK})"
+        else:
+            got = conn.exec_driver_sql(f"SELECT GET_LOCK('{_MYSQL_LOCK}', 60)").scalar()
+            if got != 1:
+                raise StoreError(
+                    f"history database {display(engine)}: timed out waiting for another "
+                    "process to finish migrating it"
+                )
+            release = f"SELECT RELEASE_LOCK('{_MYSQL_LOCK}')"
+        conn.commit()
         try:
             yield
         finally:
-            conn.exec_driver_sql(f"SELECT RELEASE_LOCK('{_MYSQL_LOCK}')")
-        return
-    yield
+            conn.exec_driver_sql(release)
+            conn.commit()
 
 
 def _known(scripts: Any, revision: str) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -127,11 +129,13 @@ def _wait_for_state(name: str, state: str, timeout: float = 60) -> object:
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        # earlier tests may have left finished runs of the same name (in no particular order)
         runs = _runs(name)
-        if runs and runs[0].state is not None and runs[0].state.name == state:
-            return runs[0]
+        found = [r for r in runs if r.state is not None and r.state.name == state]
+        if found:
+            return found[0]
         time.sleep(0.5)
-    raise AssertionError(f"{name} never reached {state}: {runs and runs[0].state}")
+    raise AssertionError(f"{name} never reached {state}: {[r.state for r in runs]}")
 
 
 @pytest.mark.slow
@@ -193,12 +197,17 @@ def test_artifacts_are_published(prefect_server: None, decl: Path) -> None:
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(
             artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=["refer-review", "refer-recent"])
+                key=ArtifactFilterKey(any_=["refer-review", "refer-recent", "refer-chart"])
             )
         )
     mine = {a.key: a for a in found if a.flow_run_id == run.id}
-    assert set(mine) == {"refer-review", "refer-recent"}
+    assert set(mine) == {"refer-review", "refer-recent", "refer-chart"}
     markdown = str(mine["refer-review"].data)
     assert f"**{record.decision}**" in markdown and "rate ≥ 0.3" in markdown
     assert "incentive" in markdown
     assert '"centre"' in str(mine["refer-recent"].data)
+    chart = str(mine["refer-chart"].data)
+    assert chart.startswith("# refer: Customers refer us") and "XmR chart of rate" in chart
+    [image] = re.findall(r"!\[[^]]*\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", chart)
+    svg = base64.b64decode(image).decode()
+    assert svg.startswith("<svg") and f">{record.decision}</text>" in svg and "incentive" in svg

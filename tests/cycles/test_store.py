@@ -535,6 +535,36 @@ def test_migration_runs_once_and_quietly(
     again.dispose()
 
 
+def test_processes_opening_an_empty_database_at_once_migrate_it_once(db_url: str) -> None:
+    """The first use of an empty database migrates it; racing first uses must not collide."""
+    import subprocess
+    import sys
+    import time
+
+    # imported first, then all opening the database at the same instant
+    code = (
+        "import sys, time; from cycles.store import Store; "
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
+        "Store(sys.argv[1]).dispose(); print('ok')"
+    )
+    start = str(time.time() + 3)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, db_url, start], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]  # fmt: skip
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [(p.returncode, out.strip()) for p, (out, _) in zip(procs, results, strict=True)] == [
+        (0, "ok")
+    ] * 6, [err for _, err in results]
+    store = Store(db_url, migrate=False)
+    try:
+        assert _scalar(store, "SELECT COUNT(*) FROM alembic_version") == 1
+        assert store.revision() == HEAD
+    finally:
+        store.dispose()
+
+
 # --- URLs and errors ----------------------------------------------------------------------------
 
 
