@@ -5,6 +5,7 @@ as `radar run` (its run lock keeps two runs of one outcome's period apart). Each
 `workers` processes runs `workers * recycle` cycles and is replaced by a fresh one, forked from a
 preloaded server, so memory stays flat however many outcomes there are. (Python 3.11's
 `ProcessPoolExecutor(max_tasks_per_child=...)` hangs once a worker retires, hence the pools.)
+No Prefect here: a flow run costs about a second of waiting on the API, the cycle a fifth of it.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import signal
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cycles.declaration.model import Outcome
 from cycles.errors import DeclarationError, RadarError
+from cycles.record import CycleRecord
 from cycles.secrets import redact
 
 RECYCLE = 100  # cycles per worker process, on average, before its pool is replaced
@@ -33,7 +36,7 @@ Item = tuple[str, str | None]  # a declaration file; the outcome to pick from a 
 
 @dataclass(frozen=True)
 class BatchResult:
-    """How one outcome's cycle went; `record` is the DESIGN.md cycle object (secrets redacted)."""
+    """How one outcome's cycle went; `record` is the cycle (secrets redacted), None on failure."""
 
     source: str  # the declaration file
     outcome: str  # its identifier (the file's stem when it could not be loaded)
@@ -42,14 +45,19 @@ class BatchResult:
     seconds: float = 0.0  # wall time in the worker: loading, preflight and the cycle
     error: str | None = None  # one line
     exit_code: int = 0  # as `radar run` would exit: 2 bad declaration or period, 1 other failure
-    record: dict[str, Any] | None = field(default=None, repr=False)
-    worker: int = 0  # the worker's pid
+    record: CycleRecord | None = field(default=None, repr=False)
+    worker: int = 0  # the worker's pid (0: not run)
     cpu_seconds: float = 0.0  # CPU time the worker spent on it
     peak_mb: float = 0.0  # the worker's peak resident memory so far
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def default_workers() -> int:
+    """The CPUs this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def run_many(
@@ -65,33 +73,75 @@ def run_many(
     """One cycle per declared outcome (files, directories of them, or loaded Outcomes).
 
     Yields each result as its cycle ends. A failing outcome is a result with an `error`; it
-    never stops the others. `period` None: each outcome's current period.
+    never stops the others. The same file given twice runs once; a second file declaring an
+    outcome already given is a failed result, not run. `period` None: each outcome's current one.
+    The cycles a dying worker process takes down with its pool run again, each alone.
+    Like any process pool's, workers import the calling script again (as `__mp_main__`): keep
+    a script's own work under `if __name__ == "__main__":`.
     """
     from cycles.store import Store, default_url
 
     if workers < 1 or recycle < 1:
         raise ValueError("workers and recycle must be at least 1")
-    todo = list(dict.fromkeys(_items(declarations)))  # the same file twice runs once
+    todo, twice = _plan(declarations)
+    yield from twice
     url = store_url or default_url()
     Store(url).dispose()  # create or migrate the history once, before workers share it
     job = functools.partial(_run_one, period=period, review=review, dry_run=dry_run)
     setup = (url, dict(os.environ), str(Path.cwd()))
     for start in range(0, len(todo), workers * recycle):
         chunk = todo[start : start + workers * recycle]
-        size = min(workers, len(chunk))
-        with ProcessPoolExecutor(size, _context(), _start_worker, setup) as pool:
-            futures = {pool.submit(job, item): item for item in chunk}
-            try:
-                for future in as_completed(futures):
-                    if future.exception() is None:
-                        yield future.result()
-                        continue
-                    path, wanted = futures[future]  # its worker died (killed, out of memory)
-                    error = f"worker process failed, not run: {future.exception()!r}"
-                    yield BatchResult(path, wanted or Path(path).stem, None, error=error,
+        broken: list[Item] = []
+        yield from _pool(chunk, min(workers, len(chunk)), job, setup, broken)
+        for item in broken:  # a worker died and took its pool's unfinished cycles: each again
+            yield from _pool([item], 1, job, setup, None)  # alone, so only the culprit fails
+
+
+def _pool(
+    items: list[Item], size: int, job: Any, setup: tuple[Any, ...], broken: list[Item] | None
+) -> Iterator[BatchResult]:
+    """`items` in a fresh pool of `size` processes, results as they end. A worker that dies
+    (killed, out of memory) breaks the pool: its unfinished items go to `broken` (to be run
+    again) or, when that is None, come back as failed results."""
+    with ProcessPoolExecutor(size, _context(), _start_worker, setup) as pool:
+        futures = {pool.submit(job, item): item for item in items}
+        try:
+            for future in as_completed(futures):
+                error = future.exception()
+                if error is None:
+                    yield future.result()
+                elif broken is not None and isinstance(error, BrokenProcessPool):
+                    broken.append(futures[future])
+                else:
+                    path, wanted = futures[future]
+                    died = isinstance(error, BrokenProcessPool)
+                    why = "its worker process died (killed, out of memory?)" if died else error
+                    text = redact(f"{type(error).__name__}: {why}")
+                    yield BatchResult(path, wanted or Path(path).stem, None, error=text,
                                       exit_code=1)  # fmt: skip
-            finally:  # stopped early (Ctrl-C, a consumer that breaks): run nothing more
-                pool.shutdown(wait=True, cancel_futures=True)
+        finally:  # stopped early (Ctrl-C, a consumer that breaks): run nothing more
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _plan(declarations: Iterable[str | Path | Outcome]) -> tuple[list[Item], list[BatchResult]]:
+    """Each file once, each outcome once (by the `outcome:` a YAML file declares): what to run,
+    and a failed result for each further file that declares an outcome already given."""
+    from cycles.declaration.loader import YAML_SUFFIXES, _declared_id
+
+    todo: list[Item] = []
+    twice: list[BatchResult] = []
+    first: dict[str, str] = {}
+    for path, wanted in dict.fromkeys(_items(declarations)):
+        declared = wanted or (_declared_id(Path(path)) if path.endswith(YAML_SUFFIXES) else None)
+        if declared in first:
+            again = f"outcome {declared!r} is also declared in {first[declared]}: not run twice"
+            error = str(DeclarationError(again, file=path))
+            twice.append(BatchResult(path, str(declared), None, error=error, exit_code=2))
+            continue
+        if declared is not None:
+            first[declared] = path
+        todo.append((path, wanted))
+    return todo, twice
 
 
 def _items(declarations: Iterable[str | Path | Outcome]) -> Iterator[Item]:
@@ -133,6 +183,7 @@ def _start_worker(url: str, environ: dict[str, str], cwd: str) -> None:
 
 
 def _run_one(item: Item, *, period: str | None, review: bool, dry_run: bool) -> BatchResult:
+    """What `radar run FILE` does (load, preflight, run_cycle), as a result instead of an exit."""
     from cycles.declaration.loader import load, load_python
     from cycles.engine import parse_period, preflight, run_cycle
     from cycles.store import Store, default_url
@@ -141,9 +192,8 @@ def _run_one(item: Item, *, period: str | None, review: bool, dry_run: bool) -> 
     path, wanted = item
     fields: dict[str, Any] = {"outcome": wanted or Path(path).stem, "period": None}
     try:
-        found = (
-            [load(path)] if wanted is None or not path.endswith(".py") else load_python(Path(path))
-        )
+        python = wanted is not None and path.endswith(".py")
+        found = load_python(Path(path)) if python else [load(path)]
         outcome = next((o for o in found if wanted in (None, o.outcome)), None)
         if outcome is None:
             raise DeclarationError(f"no outcome {wanted!r} is declared here", file=path)
@@ -156,7 +206,7 @@ def _run_one(item: Item, *, period: str | None, review: bool, dry_run: bool) -> 
         record = run_cycle(outcome, the_period, store=_WORKER["store"], review=review,
                            dry_run=dry_run)  # fmt: skip
         fields["decision"] = record.decision.value if record.decision else None
-        fields["record"] = _redacted(record.to_json_dict())
+        fields["record"] = _redacted(record)
     except Exception as exc:
         text = str(exc) if isinstance(exc, RadarError) else f"{type(exc).__name__}: {exc}"
         fields["error"] = redact(" ".join(text.split()))
@@ -168,12 +218,11 @@ def _run_one(item: Item, *, period: str | None, review: bool, dry_run: bool) -> 
     )  # fmt: skip
 
 
-def _redacted(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _redacted(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redacted(v) for v in value]
-    return redact(value) if isinstance(value, str) else value
+def _redacted(record: CycleRecord) -> CycleRecord:
+    """The record without the secrets this process knows (the caller does not know them)."""
+    text = record.model_dump_json()
+    clean = redact(text)
+    return record if clean == text else CycleRecord.model_validate_json(clean)
 
 
-__all__ = ["BatchResult", "run_many"]
+__all__ = ["BatchResult", "default_workers", "run_many"]
