@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from cyclopts import App, Parameter
 
 from cycles.errors import DeclarationError, RadarError, UsageError
+
+if TYPE_CHECKING:
+    from cycles.batch import BatchResult
+    from cycles.declaration.model import Outcome
 
 app = App(
     name="radar",
@@ -38,6 +42,9 @@ app.version = _version
 def prefect_env(verbose: bool) -> None:
     """Quiet Prefect before it is imported: no telemetry, no console log lines unless --verbose."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # a temporary server's first start migrates a new database: 10-30 s on a busy 2-core
+    # machine, past Prefect's 20 s default
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if not verbose:
         os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "CRITICAL"
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
@@ -114,6 +121,85 @@ def run(
     return 0
 
 
+@app.command(name="run-all")
+def run_all(
+    declarations: list[str],
+    *,
+    period: str | None = None,
+    review: bool = False,
+    dry_run: bool = False,
+    workers: int | None = None,
+    json: bool = False,
+) -> int:
+    """Advance many outcomes' cycles at once, in parallel worker processes (no Prefect flows).
+
+    One line per outcome as its cycle ends; a failing outcome does not stop the others, and
+    the command then exits 1 (2 when every outcome failed on its declaration or --period).
+
+    Parameters
+    ----------
+    declarations
+        Declaration files, directories (every declaration under them) or declared outcome names.
+    period
+        The period to run; default: each outcome's current one.
+    review
+        Assess and review now, without waiting for the period to end.
+    dry_run
+        Record nothing and run no action.
+    workers
+        How many cycles run at a time, each in a worker process; default: one per CPU.
+    json
+        Print a JSON list: each outcome's cycle object with `source` and `error` (null if ok).
+    """
+    import time
+
+    from cycles import console
+    from cycles.batch import default_workers, run_many
+    from cycles.declaration import find
+    from cycles.declaration.loader import declaration_files
+
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers: must be at least 1, not {workers}")
+    items: list[Path | Outcome] = []
+    for item in declarations:
+        if Path(item).is_dir() and not declaration_files(Path(item)):
+            raise UsageError(f"no declarations under {item}")
+        items.append(Path(item) if Path(item).exists() else find(item))  # find: a name, or why not
+    out, clock = console.console(), time.perf_counter()
+    tally: dict[str, int] = {}  # outcomes by decision, "not reviewed" or "failed"
+    failures: list[int] = []  # their exit codes
+    done: list[BatchResult] = []  # kept for --json only
+    for result in run_many(items, period, workers=workers or default_workers(), review=review,
+                           dry_run=dry_run):  # fmt: skip
+        if json:
+            done.append(result)
+        else:
+            out.print(console.outcome_line(result.outcome, result.period, result.record,
+                                           result.error))  # fmt: skip
+        kind = "failed" if result.error else result.decision or "not reviewed"
+        tally[kind] = tally.get(kind, 0) + 1
+        if result.error:
+            failures.append(result.exit_code)
+    if json:
+        console.print_json([_run_all_json(r) for r in sorted(done, key=lambda r: r.source)])
+    else:
+        out.print(console.run_all_summary(tally, time.perf_counter() - clock, dry_run=dry_run))
+    total = sum(tally.values())
+    if not failures:
+        return 0
+    console.error_line(f"{len(failures)} of {total} outcomes failed")
+    return 2 if len(failures) == total and set(failures) == {2} else 1
+
+
+def _run_all_json(result: BatchResult) -> dict[str, Any]:
+    """The cycle object of `radar run --json`, or its keys (empty) for an outcome that failed."""
+    nulls = ("decision", "approach", "next_approach", "result_value", "target", "checks", "limits")
+    blank: dict[str, Any] = {"outcome": result.outcome, "period": result.period}
+    blank |= {"stages": [], "reasons": [], **dict.fromkeys(nulls)}
+    data = result.record.to_json_dict() if result.record else blank
+    return {**data, "source": result.source, "error": result.error}
+
+
 @app.command
 def history(outcome: str, *, json: bool = False) -> int:
     """List the recorded cycles of an outcome with their decisions.
@@ -139,6 +225,45 @@ def history(outcome: str, *, json: bool = False) -> int:
 
 
 @app.command
+def report(outcome: str, *, html: Path | None = None, png: Path | None = None) -> int:
+    """Chart an outcome's cycles: XmR charts of the result and drivers, decisions, RADAR score.
+
+    Parameters
+    ----------
+    outcome
+        The outcome's identifier.
+    html
+        Write a self-contained HTML page here (works offline); default: reports/OUTCOME.html
+        when no --png is given either.
+    png
+        Write the charts as a PNG image here.
+    """
+    from cycles import console
+    from cycles.report import build_report
+    from cycles.report.vega import write
+    from cycles.store import Store
+
+    store = Store()
+    records = store.cycles(outcome)
+    if not records:
+        from cycles.declaration import find
+
+        try:
+            find(outcome)
+        except DeclarationError:
+            known = ", ".join(store.outcomes()) or "none"
+            raise UsageError(
+                f"unknown outcome {outcome!r}: no cycles recorded (outcomes with cycles: {known})"
+            ) from None
+        raise RadarError(f"no cycles recorded for {outcome!r} yet: run `radar run {outcome}` first")
+    if html is None and png is None:
+        html = Path("reports") / f"{outcome}.html"
+    for path in write(build_report(records), html_file=html, png_file=png):
+        console.console().print(f"wrote {path} ({len(records)} cycles of {outcome})")
+    return 0
+
+
+@app.command
 def validate(declarations: list[str]) -> int:
     """Check declarations (and that their data sources answer) without running anything.
 
@@ -157,7 +282,7 @@ def validate(declarations: list[str]) -> int:
             outcome = find(item)
             preflight(outcome)
         except DeclarationError as exc:
-            console.error_line(str(exc))
+            console.error_line(_one_line(str(exc)))  # one line per declaration, like main()
             failed += 1
             continue
         console.console().print(f"[green]ok[/] {outcome.source or item} ({outcome.outcome})")

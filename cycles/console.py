@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Iterable
 from datetime import timedelta
@@ -27,8 +28,22 @@ def console(stderr: bool = False) -> Any:
 
 
 def print_json(data: Any) -> None:
-    """Machine-readable output: one JSON document on stdout, secrets redacted."""
-    sys.stdout.write(redact(json.dumps(data, indent=2, default=str)) + "\n")
+    """Machine-readable output: one strict JSON document on stdout, secrets redacted.
+
+    JSON has no NaN or Infinity: a number that is not finite is printed as null.
+    """
+    text = json.dumps(_finite(data), indent=2, default=str, allow_nan=False)
+    sys.stdout.write(redact(text) + "\n")
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: _finite(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(value) for value in data]
+    return data
 
 
 def error_line(message: str) -> None:
@@ -79,6 +94,25 @@ def cycle_line(record: CycleRecord) -> str:
         f"[bold]{record.period}[/]  {fmt(record.result_value):>6} vs {cmp} {fmt(record.target):<5}"
         f" [{style}]{decision:<8}[/] {short_reasons(record)}  [dim]→ next:[/] "
         f"{approach_text(record.next_approach)}"
+        + (f"  [dim]RADAR[/] {score_text(record)}" if record.extra.get("score") else "")
+    )
+
+
+def score_text(record: CycleRecord) -> str:
+    """The RADAR self-score as `60 %` (cycles.score), `-` before the review."""
+    score = record.extra.get("score")
+    return f"{score['total']} %" if isinstance(score, dict) and "total" in score else "-"
+
+
+def driver_text(driver: dict[str, Any]) -> str:
+    """asks_sent = 160.8 (40 % of 400, worsened): one driver node of `extra["drivers"]`."""
+    share = driver.get("share_of_target")
+    facts = [f"{share * 100:.0f} % of {fmt(driver['target'])}" if share is not None else ""]
+    facts += [driver.get("moved") or "", "deployment" if driver.get("deployment") else ""]
+    indent = "  " * (int(driver.get("depth", 1)) - 1)
+    details = ", ".join(f for f in facts if f)
+    return f"{indent}{driver['metric']} = {fmt(driver.get('value'))}" + (
+        f" ({details})" if details else ""
     )
 
 
@@ -118,10 +152,20 @@ def print_summary(record: CycleRecord) -> None:
             f"{fmt(lim.lower)} .. {fmt(lim.centre)} .. {fmt(lim.upper)} "
             f"({len(lim.baseline)} baseline periods)",
         )
+    for i, driver in enumerate(record.extra.get("drivers") or []):
+        table.add_row("drivers" if i == 0 else "", driver_text(driver))
     table.add_row("decision", decision_text(record))
     for reason in record.reasons:
         table.add_row("", f"· {redact(reason)}")
     table.add_row("next", approach_text(record.next_approach))
+    score = record.extra.get("score")
+    if isinstance(score, dict) and "total" in score:
+        table.add_row(
+            "RADAR score",
+            f"{score['total']} % ({score['band']}): results {score['results']}, approach "
+            f"{score['approach']}, deployment {score['deployment']}, assessment "
+            f"{score['assessment']}",
+        )
     out.print(table)
 
 
@@ -134,8 +178,10 @@ def print_history(records: Iterable[CycleRecord], outcome: str) -> None:
         out.print(f"no cycles recorded for {outcome!r}")
         return
     table = Table(title=f"{outcome}: {len(rows)} cycles", title_justify="left")
-    for column in ("period", "approach", "value", "target", "decision", "reasons", "next approach"):
+    columns = ("period", "approach", "value", "target", "decision", "reasons", "next approach")
+    for column in columns:
         table.add_column(column, overflow="fold")
+    table.add_column("score", justify="right")  # the RADAR self-score (cycles.score)
     for r in rows:
         table.add_row(
             r.period,
@@ -145,5 +191,30 @@ def print_history(records: Iterable[CycleRecord], outcome: str) -> None:
             decision_text(r),
             redact(short_reasons(r, 3)),
             approach_text(r.next_approach),
+            score_text(r),
         )
     out.print(table)
+
+
+def outcome_line(
+    outcome: str, period: str | None, record: CycleRecord | None, error: str | None
+) -> str:
+    """One line per outcome of `radar run-all`: its cycle (see `cycle_line`) or why it failed."""
+    from rich.markup import escape
+
+    name = f"[bold]{outcome:<15}[/]"  # names of up to 15 characters line up
+    if record is None:
+        return f"{name} {period or '-':<7}  [red]failed[/]   {escape(redact(error or ''))}"
+    return f"{name} {cycle_line(record)}"
+
+
+def run_all_summary(tally: dict[str, int], seconds: float, *, dry_run: bool = False) -> str:
+    """`12 outcomes in 3.1 s: 5 keep, 4 adjust, 2 hold, 1 failed` (decisions in a fixed order)."""
+    order = [*DECISION_STYLE, "not reviewed", "failed"]
+    total = sum(tally.values())
+    parts = ", ".join(
+        f"[{DECISION_STYLE.get(kind, 'red' if kind == 'failed' else 'dim')}]{tally[kind]} {kind}[/]"
+        for kind in sorted(tally, key=lambda kind: order.index(kind) if kind in order else 99)
+    )
+    dry = "  [yellow](dry run: nothing recorded)[/]" if dry_run else ""
+    return f"{total} outcome{'s' if total != 1 else ''} in {seconds:.1f} s: {parts}{dry}"

@@ -47,6 +47,10 @@ def run_demo(*, use_prefect: bool) -> int:
     elapsed = time.perf_counter() - started
     out.print(f"\n{len(periods)} cycles in {elapsed:.1f} s. Next:")
     out.print(f"  radar history {outcome.outcome}              all cycles and their decisions")
+    out.print(
+        f"  radar report {outcome.outcome}               XmR charts of the result and its drivers"
+        f" (reports/{outcome.outcome}.html)"
+    )
     out.print(f"  radar run {outcome.outcome} --period {LAST} --json   one cycle as JSON")
     out.print(
         f"  radar run {outcome.outcome} --period {LAST} --review --dry-run"

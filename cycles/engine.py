@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.base import Checks, Connector, DataError, Measurement, SchemaError, Window
 from connectors.registry import action_class, connector_class
-from cycles import stages
+from cycles import drivers, stages
 from cycles.declaration.model import Outcome
 from cycles.errors import ActionError, DeclarationError, RadarError, UsageError
 from cycles.periods import Period
 from cycles.policy import Decision
 from cycles.record import CheckSummary, CycleRecord
+from cycles.score import score
 from cycles.signoff import SignOff, apply_sign_off, needs_sign_off
 from cycles.values import ActionRun, ApproachRef, Stage, StageRun
 
@@ -321,6 +322,8 @@ def _assessment(cycle: Cycle) -> None:
     record.limits = limits
     record.extra["baseline_count"] = count
     record.extra["approach_start"] = str(start)
+    nodes = drivers.evaluate(outcome, metrics, cycle.period, start)
+    record.extra["drivers"] = [d.model_dump(mode="json") for d in nodes]
 
 
 def _review(cycle: Cycle) -> None:
@@ -337,6 +340,7 @@ def _review(cycle: Cycle) -> None:
     record.next_approach = decision.next_approach
     record.signal = decision.signal
     record.extra["summary"] = decision.summary
+    record.extra["score"] = score(cycle.outcome, record, cycle.history)
 
 
 STAGE_FUNCTIONS: dict[Stage, Callable[[Cycle], None]] = {

@@ -114,7 +114,8 @@ def which_period(outcome: Outcome, period: str | None, review: bool | None) -> s
 
 
 def publish(record: CycleRecord) -> None:
-    """The review as markdown and the recent periods as a table, keyed per outcome."""
+    """The review as markdown, the recent periods as a table and the XmR chart as an image,
+    keyed per outcome."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     state = record.decision.value if record.decision else record.status
@@ -130,6 +131,30 @@ def publish(record: CycleRecord) -> None:
             table=table,
             description=f"{record.outcome}: {record.result_metric} by period, XmR limits, target",
         )
+    chart = chart_markdown(record)
+    if chart:
+        create_markdown_artifact(
+            key=artifact_key(record.outcome, "chart"),
+            markdown=chart,
+            description=f"{record.outcome}: XmR chart up to {record.period}",
+        )
+
+
+def chart_markdown(record: CycleRecord) -> str | None:
+    """The outcome's chart up to this cycle as markdown with an inline SVG image, drawn in Python
+    (a few ms; vl-convert's JavaScript engine would take 1 s); None, with a warning, on failure."""
+    from cycles.report import build_report
+    from cycles.report.svg import artifact_markdown
+
+    try:
+        earlier = history().cycles(record.outcome, light=True)
+        cycles = [c for c in earlier if c.period != record.period]
+        return artifact_markdown(build_report([*cycles, record]))
+    except Exception as exc:  # a chart is not worth failing a reviewed cycle for
+        from prefect.logging import get_run_logger
+
+        get_run_logger().warning(f"no chart for {record.outcome}: {redact(str(exc))}")
+        return None
 
 
 def run_in_flow(

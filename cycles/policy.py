@@ -3,10 +3,14 @@
 1. hold      a data check failed, or the result has no value for the period
 2. achieved  target met in the period and each of the `sustain - 1` periods before
 3. keep      target met, or an improvement signal
-   hold      deployment gap (the approach was not carried out as planned)
+   hold      deployment gap (the approach was not carried out as planned: an action failed,
+             or a deployment driver is short of `deployment_gap` of its target)
 4. switch    deterioration signal, or `max_adjustments` adjustments in a row without a keep,
              and another approach is declared
 5. adjust    otherwise: each adjustable parameter one step toward its bound
+
+Signals come from `PolicyInput.evidence` (`cycles.signals.detect` with the declaration's
+`policy.signals`); without it, from DESIGN.md's single-point rule on `limits`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Any
 from pydantic import Field
 
 from cycles.declaration.model import ApproachSpec
-from cycles.stats import MIN_BASELINE, point_signal
+from cycles.drivers import DriverState, gap_text, movement_reasons, percent
+from cycles.signals import Evidence, single_point
 from cycles.values import ApproachRef, DecisionKind, Limits, SignalKind, Value
 
 
@@ -40,10 +45,14 @@ class PolicyInput(Value):
     failed_checks: list[str] = Field(default_factory=list)
     limits: Limits | None = None
     baseline_count: int = 0
+    # the signal at this period (cycles.signals.detect); None: the single-point rule on limits
+    evidence: Evidence | None = None
     approach: ApproachRef
     approaches: list[ApproachSpec]
     adjustments_in_row: int = 0
-    deployment_gaps: list[str] = Field(default_factory=list)
+    # failed actions (text) and deployment drivers far short of their target
+    deployment_gaps: list[str | DriverState] = Field(default_factory=list)
+    drivers: list[DriverState] = Field(default_factory=list)  # every driver node, depth-first
     sustain: int = 3
     max_adjustments: int = 3
 
@@ -63,7 +72,16 @@ def met(value: float | None, target: float, direction: str) -> bool:
 
 
 def decide(inp: PolicyInput) -> Decision:
-    """Apply the default policy to one reviewed period."""
+    """Apply the default policy to one reviewed period; the reasons say which drivers moved."""
+    decision = _rules(inp)
+    judged = not inp.failed_checks and inp.value is not None  # rule 1 judges nothing
+    if not inp.drivers or not judged:
+        return decision
+    reasons = [*decision.reasons, *movement_reasons(inp.drivers)]
+    return decision.model_copy(update={"reasons": reasons})
+
+
+def _rules(inp: PolicyInput) -> Decision:
     same = inp.approach
     cmp = "≥" if inp.direction == "increase" else "≤"
     miss = "<" if inp.direction == "increase" else ">"
@@ -83,8 +101,10 @@ def decide(inp: PolicyInput) -> Decision:
             kind=DecisionKind.hold, reasons=reasons, next_approach=same, summary=summary
         )
 
-    signal = point_signal(inp.value, inp.limits, inp.direction)
-    signal_reason = _signal_reason(inp, signal)
+    evidence = inp.evidence or single_point(
+        inp.value, inp.period, inp.limits, inp.direction, inp.baseline_count
+    )
+    signal, signal_reasons = evidence.kind, evidence.reasons
     is_met = met(inp.value, inp.target, inp.direction)
 
     # 2. achieved: met now and in each of the sustain - 1 periods before
@@ -109,12 +129,12 @@ def decide(inp: PolicyInput) -> Decision:
         if is_met:
             reasons.append(f"target met: {fmt(inp.value)} {cmp} {fmt(inp.target)}")
         if signal is SignalKind.improvement:
-            reasons.append(signal_reason)
+            reasons += signal_reasons
         summary = " and ".join(
             part
             for part, present in (
                 ("target met", is_met),
-                ("improvement signal", signal is SignalKind.improvement),
+                (_signal_summary(evidence), signal is SignalKind.improvement),
             )
             if present
         )
@@ -134,20 +154,20 @@ def decide(inp: PolicyInput) -> Decision:
             kind=DecisionKind.hold,
             reasons=[
                 target_reason,
-                *(f"deployment gap: {g}" for g in inp.deployment_gaps),
+                *(_gap_reason(g, inp, signal) for g in inp.deployment_gaps),
                 "approach not judged: it was not carried out as planned",
             ],
             next_approach=same,
             signal=signal,
-            summary="deployment gap: approach not judged",
+            summary=_gap_summary(inp.deployment_gaps[0]),
         )
 
     # 4. switch
     others = [a for a in inp.approaches if a.name != same.name]
     why_switch, why_short = [], []
     if signal is SignalKind.deterioration:
-        why_switch.append(signal_reason)
-        why_short.append("deterioration signal")
+        why_switch += signal_reasons
+        why_short.append(_signal_summary(evidence))
     if inp.adjustments_in_row >= inp.max_adjustments:
         why_short.append(f"{inp.adjustments_in_row} adjustments without a keep")
         why_switch.append(
@@ -165,12 +185,12 @@ def decide(inp: PolicyInput) -> Decision:
         )
 
     # 5. adjust
-    reasons = [target_reason, signal_reason]
+    reasons = [target_reason, *signal_reasons]
     if why_switch:
         reasons += [*why_switch, "no other approach is declared to switch to"]
     params, moves = _step(inp.approaches, same)
     reasons += moves
-    no_signal = "no signal" if inp.limits is not None else "too little baseline for a signal"
+    no_signal = "no signal" if evidence.limits is not None else "too little baseline for a signal"
     return Decision(
         kind=DecisionKind.adjust,
         reasons=reasons,
@@ -180,20 +200,29 @@ def decide(inp: PolicyInput) -> Decision:
     )
 
 
-def _signal_reason(inp: PolicyInput, signal: SignalKind) -> str:
-    if inp.limits is None:
-        return (
-            f"no signal can be claimed: {inp.baseline_count} baseline periods "
-            f"({MIN_BASELINE} needed for XmR limits)"
-        )
-    lim = inp.limits
-    span = f"[{fmt(lim.lower)}, {fmt(lim.upper)}]"
-    if signal is SignalKind.none:
-        return f"no signal: {fmt(inp.value)} within the natural process limits {span}"
-    side = (
-        "above the upper" if inp.value is not None and inp.value > lim.upper else "below the lower"
-    )
-    return f"{signal.value} signal: {fmt(inp.value)} {side} limit {span}"
+def _gap_reason(gap: str | DriverState, inp: PolicyInput, signal: SignalKind) -> str:
+    """A failed action as it was; a driver as "result flat; driver `x` reached 40 % of ..."."""
+    if isinstance(gap, str):
+        return f"deployment gap: {gap}"
+    if signal is SignalKind.deterioration:
+        result = "result deteriorated"
+    else:
+        result = "result flat" if inp.limits is not None else "result without a signal"
+    return f"{result}; {gap_text(gap)}: deployment gap, not a failed approach"
+
+
+def _gap_summary(gap: str | DriverState) -> str:
+    if isinstance(gap, str):
+        return "deployment gap: approach not judged"
+    return f"deployment gap: {gap.metric} at {percent(gap.share_of_target)} of target"
+
+
+def _signal_summary(evidence: Evidence) -> str:
+    """The kind, and the rules that claimed it unless a point beyond a limit did (DESIGN.md):
+    "improvement signal", "improvement signal (run_of_7, ewma)"."""
+    rules = dict.fromkeys(f.rule for f in evidence.findings if f.kind is evidence.kind)
+    named = "" if "point" in rules else f" ({', '.join(rules)})"
+    return f"{evidence.kind.value} signal{named}"
 
 
 def _next_approach(approaches: Sequence[ApproachSpec], current: str) -> ApproachSpec:

@@ -74,4 +74,5 @@ class CycleRecord(BaseModel):
                 "upper": self.limits.upper,
                 "baseline": self.limits.baseline,
             }
+        data["score"] = self.extra.get("score")  # the RADAR self-score, also under extra
         return data

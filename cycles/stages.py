@@ -10,10 +10,12 @@ from collections.abc import Sequence
 
 from connectors.base import Window
 from cycles.declaration.model import Outcome
+from cycles.drivers import DriverState, from_extra, is_gap
 from cycles.periods import Period
 from cycles.policy import Decision, PolicyInput, decide
 from cycles.record import CycleRecord
 from cycles.secrets import MASK
+from cycles.signals import Counts, Evidence, detect
 from cycles.stats import xmr_limits
 from cycles.values import ActionRun, ApproachRef, DecisionKind, Limits, PeriodValue
 
@@ -84,13 +86,19 @@ def action_key(outcome: str, period: str, approach: str, action: str) -> str:
     return f"{outcome}/{period}/{approach}/{action}"
 
 
-def deployment_gaps(actions: Sequence[ActionRun]) -> list[str]:
-    """Actions that were due but did not succeed: the approach was not tried as planned."""
-    return [
+def deployment_gaps(
+    actions: Sequence[ActionRun],
+    drivers: Sequence[DriverState] = (),
+    threshold: float = 0.5,
+) -> list[str | DriverState]:
+    """Why the approach was not tried as planned: actions that were due but did not succeed
+    (as text), and deployment drivers far short of their target (`drivers.is_gap`)."""
+    failed: list[str | DriverState] = [
         f"action {a.name} {a.status}" + (f" ({a.error})" if a.error else "")
         for a in actions
         if a.status in ("failed", "pending")
     ]
+    return failed + [d for d in drivers if is_gap(d, threshold)]
 
 
 # -- Assessment -------------------------------------------------------------------------------
@@ -114,6 +122,33 @@ def baseline_limits(
     return limits, len(baseline)
 
 
+def signal_evidence(
+    outcome: Outcome, values: Sequence[PeriodValue], period: str, start: Period
+) -> Evidence | None:
+    """The signal at `period` (cycles.signals): the approach's periods since `start` against
+    the baseline before it, the one `baseline_limits` uses; counts for a proportion."""
+    first = str(start - outcome.policy.baseline_periods)
+    series = [v for v in values if first <= v.period <= period]
+    if not series or series[-1].period != period:
+        return None
+    counts: list[Counts | None] | None = None
+    if outcome.result_metric.is_proportion:
+        counts = [
+            (v.numerator, v.denominator)
+            if v.value is not None and v.numerator is not None and v.denominator is not None
+            else None
+            for v in series
+        ]
+    return detect(
+        [v.value for v in series],
+        [v.period for v in series],
+        baseline_end=sum(v.period < str(start) for v in series),
+        direction=outcome.result.direction.value,
+        rules=outcome.policy.signals,
+        counts=counts,
+    )
+
+
 # -- Review -----------------------------------------------------------------------------------
 
 
@@ -132,6 +167,10 @@ def review(
         for c in record.checks.results
         if not c.success
     ]
+    drivers = from_extra(record.extra.get("drivers"))
+    start = approach_start(
+        history, record.approach.name, Period.parse(record.period, outcome.cadence)
+    )
     return decide(
         PolicyInput(
             metric=outcome.result.metric,
@@ -143,10 +182,12 @@ def review(
             failed_checks=failed,
             limits=record.limits,
             baseline_count=baseline_count,
+            evidence=signal_evidence(outcome, values, record.period, start),
             approach=record.approach,
             approaches=list(outcome.approaches),
             adjustments_in_row=adjustments_in_row(history, record.approach.name),
-            deployment_gaps=deployment_gaps(record.actions),
+            deployment_gaps=deployment_gaps(record.actions, drivers, outcome.policy.deployment_gap),
+            drivers=drivers,
             sustain=outcome.policy.sustain,
             max_adjustments=outcome.policy.max_adjustments,
         )

@@ -61,28 +61,48 @@ def visible_text(dom: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+# No network at all: every host name fails to resolve and every request goes to a dead proxy.
+OFFLINE = ("--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND")
+
+
+def dom(
+    url: str, *, flags: Sequence[str] = (), budget_ms: int = 15_000, timeout: float = 90
+) -> str:
+    """The page's DOM (HTML, inline SVG included) after rendering; "" if chromium failed."""
+    done = _run([*flags, "--dump-dom", url], budget_ms, timeout)
+    return done.stdout if done.returncode == 0 else ""
+
+
 def dom_text(
     url: str,
     *,
     expect: Sequence[str] = (),
     budgets: Sequence[int] = (15_000, 30_000, 60_000),
     timeout: float = 90,
+    flags: Sequence[str] = (),
 ) -> str:
     """The page's rendered text; retried with larger virtual-time budgets until every `expect`
     string is in it (returns the last text either way, so the caller's assert shows it)."""
     text = ""
     for budget in budgets:
-        done = _run(["--dump-dom", url], budget, timeout)
+        done = _run([*flags, "--dump-dom", url], budget, timeout)
         text = visible_text(done.stdout)
         if done.returncode == 0 and all(e in text for e in expect):
             return text
     return text
 
 
-def screenshot(url: str, path: Path, *, size: str = "1400,1000", budget_ms: int = 15_000) -> Path:
+def screenshot(
+    url: str,
+    path: Path,
+    *,
+    size: str = "1400,1000",
+    budget_ms: int = 15_000,
+    flags: Sequence[str] = (),
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
-    done = _run([f"--screenshot={path}", f"--window-size={size}", url], budget_ms, 90)
+    done = _run([*flags, f"--screenshot={path}", f"--window-size={size}", url], budget_ms, 90)
     if done.returncode != 0 or not path.is_file():
         raise AssertionError(
             f"chromium --screenshot failed ({done.returncode}): {done.stderr[-2000:]}"

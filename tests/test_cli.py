@@ -40,7 +40,7 @@ def test_demo_in_process(workdir: Path, capsys: pytest.CaptureFixture[str]) -> N
     lines = [line for line in out.splitlines() if line[:4].isdigit() and line[4] == "-"]
     assert len(lines) >= 12
     assert {word for line in lines for word in line.split()} >= DECISIONS
-    assert "radar history referrals" in out
+    assert "radar history referrals" in out and "radar report referrals" in out
     assert main(["history", "referrals", "--json"]) == 0
     history = json.loads(capsys.readouterr().out)
     assert len(history) == len(lines)
@@ -138,3 +138,62 @@ def test_db_upgrade_on_postgresql(
         with admin.connect() as conn:
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+def test_period_outside_the_years_is_a_usage_error(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for period in ("0001-01", "9999-12"):
+        assert main(["run", "referrals", "--period", period, "--dry-run"]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1, err
+        assert err.startswith(f"radar: --period: '{period}': the year must be 1900-2999"), err
+
+
+def test_validate_prints_each_error_on_one_line(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import write_declaration, write_monthly_csv
+
+    write_monthly_csv(workdir / "data" / "rate.csv", {"2025-01": 0.2})
+    good = write_declaration(workdir)
+    bad = write_declaration(workdir, outcome="bad", extra='"ti\\ntle": x\n')  # a key with a newline
+    line = bad.read_text().count("\n")  # the last line
+    assert main(["validate", str(bad), str(good)]) == 2
+    out, err = capsys.readouterr()
+    assert err == f"radar: {bad}:{line}: ti tle: unknown key\n" and f"ok {good}" in out
+
+
+def test_json_is_strict_when_data_holds_infinite_values(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import months, write_declaration, write_monthly_csv
+
+    data = workdir / "data" / "rate.csv"
+    write_monthly_csv(data, dict.fromkeys(months("2025-01", 9), 0.2))
+    data.write_text(data.read_text().replace("0.198000", "inf").replace("0.202000", "-inf"))
+    decl = write_declaration(workdir)
+
+    def strict(text: str) -> object:
+        def refuse(name: str) -> None:
+            raise AssertionError(f"not strict JSON: {name}")
+
+        return json.loads(text, parse_constant=refuse)
+
+    assert main(["run", str(decl), "--period", "2025-09", "--json"]) == 0
+    out, err = capsys.readouterr()
+    record = strict(out)
+    assert err == "" and isinstance(record, dict)
+    assert record["decision"] == "hold" and record["checks"]["failed"] >= 1
+    assert any("are not finite numbers" in reason for reason in record["reasons"])
+    assert main(["history", "refer", "--json"]) == 0
+    history = strict(capsys.readouterr().out)
+    assert isinstance(history, list) and [c["period"] for c in history] == ["2025-09"]
+
+
+def test_print_json_writes_null_for_non_finite_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    from cycles.console import print_json
+
+    print_json({"nan": float("nan"), "list": [float("inf"), 1.5], "tuple": (float("-inf"),)})
+    out = capsys.readouterr().out
+    assert json.loads(out) == {"nan": None, "list": [None, 1.5], "tuple": [None]}

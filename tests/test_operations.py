@@ -371,7 +371,8 @@ def test_campaign_ended_reviews_the_period_after_the_delay(
             )
         )
     by_key = {a.key: a for a in of_run}
-    assert sorted(a.key for a in of_run) == ["referrals-recent", "referrals-review"]
+    assert sorted(a.key for a in of_run) == ["referrals-chart", "referrals-recent", "referrals-review"]  # fmt: skip
+    assert "data:image/svg+xml;base64," in by_key["referrals-chart"].data
     markdown, table = by_key["referrals-review"], by_key["referrals-recent"]
     assert markdown.type == "markdown" and table.type == "table"
     assert cycle["decision"] in markdown.data and "referral_rate" in markdown.data

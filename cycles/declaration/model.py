@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from enum import StrEnum
@@ -27,11 +28,13 @@ from connectors.registry import UnknownType, action_class, connector_class
 from cycles.checks import ExpectationSpec, ExpectationSpecError, parse_expectation
 from cycles.declaration.errors import Loc, first_error, located
 from cycles.periods import Cadence
+from cycles.signals import RuleSet
 from cycles.values import DecisionKind
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # a declared number is finite: `.nan` or `.inf` as a target or a step is a declaration error
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Direction(StrEnum):
@@ -39,10 +42,38 @@ class Direction(StrEnum):
     decrease = "decrease"
 
 
+class DriverSpec(Strict):
+    """A metric that drives its parent (the result or another driver), with its own target.
+
+    `deployment: true` marks a driver that measures whether the approach was carried out (asks
+    sent, customers reached): far below its target, the review holds instead of judging.
+    """
+
+    metric: str
+    target: float
+    direction: Direction = Direction.increase
+    deployment: bool = False
+    drivers: list[DriverSpec] = Field(default_factory=list)
+
+
 class ResultSpec(Strict):
     metric: str
     target: float
     direction: Direction = Direction.increase
+    drivers: list[DriverSpec] = Field(default_factory=list)
+
+    def driver_nodes(self) -> list[tuple[Loc, DriverSpec, str | None, int]]:
+        """(key path, driver, parent metric or None, depth) of every driver, depth-first."""
+        out: list[tuple[Loc, DriverSpec, str | None, int]] = []
+
+        def walk(drivers: list[DriverSpec], loc: Loc, parent: str | None, depth: int) -> None:
+            for i, driver in enumerate(drivers):
+                here = (*loc, "drivers", i)
+                out.append((here, driver, parent, depth))
+                walk(driver.drivers, here, driver.metric, depth + 1)
+
+        walk(self.drivers, ("result",), None, 1)
+        return out
 
 
 class MetricSpec(Strict):
@@ -161,6 +192,9 @@ class ApproachSpec(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ApproachSpec:
+        for loc, number in _numbers(self.params, ("params",)):
+            if isinstance(number, float) and not math.isfinite(number):
+                raise located(loc, f"{number!r} is not a finite number")  # JSON has no nan
         for name in self.adjust:
             if name not in self.params:
                 raise located(("adjust", name), f"{name!r} is not a key of params")
@@ -168,6 +202,8 @@ class ApproachSpec(Strict):
                 self.params[name], int | float
             ):
                 raise located(("params", name), "an adjustable parameter must be a number")
+            if not _float_sized(self.params[name]):
+                raise located(("params", name), "an adjustable parameter must be below 1e308")
         seen: set[str] = set()
         for i, action in enumerate(self.actions):
             action_name = action.name
@@ -187,6 +223,25 @@ class ApproachSpec(Strict):
             raise located(loc, f"unknown placeholder {{{field}}} (params: {sorted(self.params)})")
 
 
+def _numbers(data: Any, loc: Loc) -> list[tuple[Loc, float]]:
+    """Every number in params (nested too), with its key path."""
+    if isinstance(data, float | int) and not isinstance(data, bool):
+        return [(loc, data)]
+    if isinstance(data, dict):
+        return [item for k, v in data.items() for item in _numbers(v, (*loc, k))]
+    if isinstance(data, list):
+        return [item for i, v in enumerate(data) for item in _numbers(v, (*loc, i))]
+    return []
+
+
+def _float_sized(number: float) -> bool:
+    """Whether float arithmetic can step the number (an int may be too large for a float)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
 def _strings(data: Any, loc: Loc = ()) -> list[tuple[Loc, str]]:
     if isinstance(data, str):
         return [(loc, data)]
@@ -198,11 +253,16 @@ def _strings(data: Any, loc: Loc = ()) -> list[tuple[Loc, str]]:
 
 
 class PolicySpec(Strict):
-    sustain: int = Field(default=3, ge=1)
-    baseline_periods: int = Field(default=12, ge=1)
-    max_adjustments: int = Field(default=3, ge=1)
+    # Upper bounds keep the window a cycle reads sane: every period of it is fetched and labelled.
+    sustain: int = Field(default=3, ge=1, le=60)  # 5 years of months
+    baseline_periods: int = Field(default=12, ge=1, le=260)  # 5 years of weeks, 65 of quarters
+    max_adjustments: int = Field(default=3, ge=1, le=100)
+    # a deployment driver short of this share of its target is a deployment gap (hold)
+    deployment_gap: float = Field(default=0.5, gt=0, le=1)
     sign_off: list[DecisionKind] = Field(default_factory=list)  # decisions a person approves
     sign_off_timeout: timedelta = timedelta(days=7)  # no answer by then: hold
+    # improvement/deterioration signals: rules, beta-binomial (README "Signals")
+    signals: RuleSet = Field(default_factory=RuleSet)
 
     @field_validator("sign_off_timeout")
     @classmethod
@@ -278,6 +338,7 @@ class Outcome(Strict):
             raise located(
                 ("result", "metric"), _not_a_key(self.result.metric, "metrics", self.metrics)
             )
+        self._check_drivers()
         for name, metric in self.metrics.items():
             if metric.connector not in self.connectors:
                 raise located(
@@ -298,6 +359,23 @@ class Outcome(Strict):
             if name in names[:i]:
                 raise located(("approaches", i, "name"), f"duplicate approach name {name!r}")
         return self
+
+    def _check_drivers(self) -> None:
+        """Each driver names a metric, once in the tree, and not the result metric itself."""
+        from cycles.declaration.loader import key_path
+
+        seen: dict[str, Loc] = {}
+        for loc, driver, _, _ in self.result.driver_nodes():
+            name = driver.metric
+            if name not in self.metrics:
+                raise located((*loc, "metric"), _not_a_key(name, "metrics", self.metrics))
+            if name == self.result.metric:
+                raise located((*loc, "metric"), f"{name!r} is the result metric, not a driver")
+            if name in seen:
+                raise located(
+                    (*loc, "metric"), f"{name!r} is already a driver at {key_path(seen[name])}"
+                )
+            seen[name] = loc
 
     # -- where things are ---------------------------------------------------------------------
     @property
@@ -368,6 +446,7 @@ __all__ = [
     "AdjustSpec",
     "ApproachSpec",
     "Direction",
+    "DriverSpec",
     "MetricSpec",
     "Outcome",
     "PolicySpec",

@@ -16,6 +16,7 @@ from cycles.declaration import load_yaml
 from cycles.engine import run_cycle
 from cycles.periods import Cadence, Period
 from cycles.policy import PolicyInput, decide
+from cycles.signals import detect
 from cycles.stats import xmr_limits
 from cycles.store import Store
 from cycles.values import ApproachRef, DecisionKind
@@ -39,19 +40,24 @@ def run_json(*argv: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     return json.loads(capsys.readouterr().out)
 
 
-def reference(decl: Path) -> list[tuple[str, str, ApproachRef]]:
-    """The decisions the pure policy makes, bookkeeping written out independently of the engine."""
+def reference(decl: Path, run: list[str] = RUN) -> list[tuple[str, str, ApproachRef]]:
+    """The decisions the pure policy makes, bookkeeping written out independently of the engine:
+    the signals judge each period against the 12 months before its approach started."""
     outcome = load_yaml(decl)
     rows = pd.read_csv(decl.parent / "data" / "rate.csv", parse_dates=["day"])
     rows["period"] = rows["day"].dt.strftime("%Y-%m")
     means = rows.groupby("period")["rate"].mean().to_dict()
     nulls = rows.groupby("period")["rate"].apply(lambda s: int(s.isna().sum())).to_dict()
     approach = ApproachRef(name="incentive", params={"usd": 20})
-    start, adjusts, out = RUN[0], 0, []
-    for label in RUN:
+    start, adjusts, out = run[0], 0, []
+    for label in run:
         period = Period.parse(label, Cadence.monthly)
-        first = str(Period.parse(start, Cadence.monthly) - 12)
-        baseline = [means[p] for p in sorted(means) if first <= p < start and not pd.isna(means[p])]
+        first = Period.parse(start, Cadence.monthly) - 12
+        window = [str(first + i) for i in range(period.index - first.index + 1)]
+        series = [None if pd.isna(means.get(p, None)) else means[p] for p in window]
+        baseline = [v for p, v in zip(window, series, strict=True) if p < start and v is not None]
+        evidence = detect(series, window, baseline_end=window.index(start), direction="increase",
+                          rules=outcome.policy.signals)  # fmt: skip
         value = means.get(label)
         value = None if value is None or pd.isna(value) else value
         previous = [means.get(str(period - k)) for k in (2, 1)]
@@ -60,7 +66,8 @@ def reference(decl: Path) -> list[tuple[str, str, ApproachRef]]:
                 metric="rate", period=label, direction="increase", target=0.3, value=value,
                 previous_values=previous,
                 failed_checks=["not null"] if nulls.get(label) else [],
-                limits=xmr_limits(baseline), baseline_count=len(baseline), approach=approach,
+                limits=xmr_limits(baseline), baseline_count=len(baseline), evidence=evidence,
+                approach=approach,
                 approaches=list(outcome.approaches), adjustments_in_row=adjusts,
             )
         )  # fmt: skip
@@ -99,6 +106,30 @@ def test_successive_periods_match_the_pure_policy(
     history = Store().cycles("refer")
     for before, after in itertools.pairwise(history):
         assert after.approach == before.next_approach
+
+
+# The same baseline, then a modest rise under the incentive that stays inside the limits.
+CREEP = {m: STORY[m] for m in months("2024-09", 12)} | dict.fromkeys(RUN[:5], 0.195)
+
+
+@pytest.mark.parametrize("signals", ["", "  signals: {rules: [point]}\n"])
+def test_signals_of_the_policy_reach_the_decisions(
+    workdir: Path, capsys: pytest.CaptureFixture[str], signals: str
+) -> None:
+    write_monthly_csv(workdir / "data" / "rate.csv", CREEP)
+    decl = write_declaration(workdir)
+    decl.write_text(decl.read_text() + signals)
+    expected = reference(decl, RUN[:5])
+    got = []
+    for label in RUN[:5]:
+        data = run_json(str(decl), "--period", label, capsys=capsys)
+        got.append((label, data["decision"], ApproachRef(**data["next_approach"])))
+        if data["decision"] == "keep":
+            assert any(r.startswith("improvement signal: EWMA (λ=0.2)") for r in data["reasons"])
+    assert got == expected
+    kinds = [kind for _, kind, _ in got]
+    # the default (point and EWMA) sees the rise; the single point alone does not
+    assert ("keep" in kinds) == (signals == ""), kinds
 
 
 def test_json_contract(decl: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from cycles.declaration.model import ApproachSpec
 from cycles.policy import PolicyInput, decide
+from cycles.signals import Evidence, RuleSet, detect
 from cycles.stats import xmr_limits
 from cycles.values import ApproachRef, DecisionKind, SignalKind
 
@@ -31,6 +32,24 @@ def case(**overrides: Any) -> PolicyInput:
     )  # fmt: skip
     base.update(overrides)
     return PolicyInput(**base)
+
+
+def signalled(phase: list[float], rules: list[str] | None = None, direction: str = "increase") -> Evidence:  # fmt: skip
+    """What cycles.signals finds at the last of `phase`, after the FLAT baseline."""
+    values = [*FLAT, *phase]
+    return detect(values, [f"p{i:02d}" for i in range(len(values))], baseline_end=len(FLAT),
+                  direction=direction, rules=RuleSet() if rules is None else RuleSet.of(rules))  # fmt: skip
+
+
+# referrals out of 10,000 customers a month: binomial variation only, then 1,880 (+2 sd)
+REFERRED = [1_800, 1_790, 1_812, 1_796, 1_805, 1_801, 1_788, 1_809, 1_798, 1_803, 1_795, 1_803]
+
+
+def counted(last: int) -> Evidence:
+    counts = [(float(n), 10_000.0) for n in [*REFERRED, last]]
+    rates = [n / d for n, d in counts]
+    return detect(rates, [f"p{i:02d}" for i in range(13)], baseline_end=12, direction="increase",
+                  rules=RuleSet(rules=[], bayes=True), counts=counts)  # fmt: skip
 
 
 CASES = [
@@ -85,6 +104,25 @@ CASES = [
      "keep", ["target met"], ("incentive", {"usd": 20, "channels": 2})),
     ("bad data beats a met target", case(value=0.5, previous_values=[0.4, 0.4], failed_checks=["between on rate"]),
      "hold", ["approach unchanged on bad or missing data"], ("incentive", {"usd": 20, "channels": 2})),
+    # signals beyond the single point (cycles.signals): rule 3 keeps, rule 4 switches, reasons name the rule
+    ("keep: a run of 7 above the centre line", case(value=0.19, evidence=signalled([0.19] * 7, ["point", "run_of_7"])),
+     "keep", ["improvement signal: run of 7 periods above the centre line 0.18 (p12 … p18)"], ("incentive", {"usd": 20, "channels": 2})),
+    ("no run yet: 6 periods above the centre line", case(value=0.19, evidence=signalled([0.19] * 6, ["point", "run_of_7"])),
+     "adjust", ["no signal (point, run_of_7): 0.19 within the natural process limits"], ("incentive", {"usd": 30, "channels": 1})),
+    ("switch: the EWMA below its lower limit", case(value=0.168, evidence=signalled([0.168] * 5)),
+     "switch", ["deterioration signal: EWMA (λ=0.2) beyond its lower limit", "switching to nudge"], ("nudge", {"asks": 2})),
+    ("keep: 2 of 3 near the lower limit, decrease", case(direction="decrease", target=0.1, value=0.16, evidence=signalled([0.16, 0.18, 0.16], ["two_of_three"], direction="decrease")),
+     "keep", ["improvement signal: 2 of the last 3 periods beyond two-thirds of the way to the lower limit"], ("incentive", {"usd": 20, "channels": 2})),
+    ("keep: probability of improvement", case(value=0.188, evidence=counted(1_880)),
+     "keep", ["improvement signal: probability of improvement 0.977 ≥ 0.95 (beta-binomial, counts 1,880/10,000 vs baseline 21,600/120,000)"], ("incentive", {"usd": 20, "channels": 2})),
+    ("adjust: probability of improvement below 0.95", case(value=0.185, evidence=counted(1_850)),
+     "adjust", ["no beta-binomial signal: probability of improvement 0.8", "< 0.95 (beta-binomial, counts 1,850/10,000"], ("incentive", {"usd": 30, "channels": 1})),
+    ("point decides: the lower limit after a high run", case(value=0.15, evidence=signalled([0.2] * 6 + [0.15], ["point", "cusum"])),
+     "switch", ["deterioration signal: 0.15 below the lower limit", "the point beyond the limit decides"], ("nudge", {"asks": 2})),
+    ("conflicting signals: adjust", case(value=0.181, evidence=signalled([0.2 - 0.003 * i for i in range(7)], ["run_of_7", "trend_of_7"])),
+     "adjust", ["run of 7 periods above", "7 periods in a row falling", "conflicting signals: none claimed"], ("incentive", {"usd": 30, "channels": 1})),
+    ("target met with a signal: keep names both", case(value=0.31, evidence=signalled([0.31])),
+     "keep", ["target met: 0.31 ≥ 0.3", "improvement signal: 0.31 above the upper limit"], ("incentive", {"usd": 20, "channels": 2})),
 ]  # fmt: skip
 
 
@@ -117,3 +155,20 @@ def test_signal_is_reported() -> None:
 def test_integer_parameters_stay_integers() -> None:
     nxt = decide(case()).next_approach
     assert isinstance(nxt.params["usd"], int)
+
+
+def test_summary_names_the_rules() -> None:
+    assert decide(case(value=0.25)).summary == "improvement signal"  # DESIGN.md's point rule
+    run = decide(case(value=0.19, evidence=signalled([0.19] * 7, ["point", "run_of_7"])))
+    assert run.summary == "improvement signal (run_of_7)" and run.signal is SignalKind.improvement
+    down = decide(case(value=0.168, evidence=signalled([0.168] * 5)))
+    assert down.summary == "deterioration signal (ewma)"
+
+
+def test_evidence_from_detect_equals_the_single_point_rule_on_limits() -> None:
+    # without evidence the policy applies DESIGN.md's rule to `limits`; detect says the same
+    for value in (0.12, 0.15, 0.185, 0.2, 0.25):
+        alone = decide(case(value=value))
+        found = decide(case(value=value, evidence=signalled([value], ["point"])))
+        assert (found.kind, found.signal) == (alone.kind, alone.signal)
+        assert found.reasons == alone.reasons
