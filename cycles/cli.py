@@ -212,9 +212,14 @@ def history(outcome: str, *, json: bool = False) -> int:
         Print a JSON list of cycles.
     """
     from cycles import console
-    from cycles.store import Store
+    from cycles.store import default_url
+    from cycles.store.fastread import read_cycles
 
-    records = Store().cycles(outcome)
+    records = read_cycles(default_url(), outcome)  # without SQLAlchemy, when it can
+    if records is None:
+        from cycles.store import Store
+
+        records = Store().cycles(outcome)
     for record in records:
         record.stages = list(record.completed_stages)
     if json:

@@ -7,10 +7,12 @@ import math
 import sys
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cycles.record import CycleRecord
 from cycles.secrets import redact
+
+if TYPE_CHECKING:  # an error line needs no pydantic
+    from cycles.record import CycleRecord
 
 DECISION_STYLE = {
     "keep": "green",

@@ -40,6 +40,22 @@ def test_local_run_does_not_import_prefect_or_gx(tmp_path: Path) -> None:
     assert proc.stderr.strip() == "[0]", proc.stderr
 
 
+def test_history_imports_nothing_heavy(tmp_path: Path) -> None:
+    """`radar history` reads a database at HEAD over the plain driver, without SQLAlchemy."""
+    from cycles.store import Store
+
+    Store(f"sqlite:///{tmp_path / '.radar' / 'radar.db'}").dispose()
+    heavy = ("sqlalchemy", "alembic", "pandas", "prefect", "great_expectations")
+    code = (
+        "import sys; from cycles.cli import main; "
+        "rc = [main(['history', 'referrals', *flag]) for flag in ([], ['--json'])]; "
+        f"sys.stderr.write(repr(rc + [m for m in {heavy!r} if m in sys.modules]))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, check=False)  # fmt: skip
+    assert proc.stderr.strip() == "[0, 0]", proc.stderr
+
+
 def test_ruff_is_clean() -> None:
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
     assert ruff

@@ -1,8 +1,7 @@
-"""Rows to records and back: the mapping between the schema and CycleRecord/ActionRun."""
+"""Records to rows, and the Loader of rows; rows to records is in `mapping` (re-exported)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -10,11 +9,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from cycles.record import CheckSummary, CycleRecord
+from cycles.record import CycleRecord
 from cycles.secrets import redact, redact_deep
+from cycles.store import mapping
 from cycles.store.db import finite
+from cycles.store.mapping import action_run as action_run  # re-exported for the Store
+from cycles.store.mapping import to_record as to_record
 from cycles.store.models import ActionRow, CheckResultRow, MetricValueRow, StageRunRow
-from cycles.values import ActionRun, ApproachRef, CheckResult, Limits, PeriodValue, Stage, StageRun
+from cycles.values import StageRun
 
 CLIP = 16_000  # characters: error texts fit MySQL's 64 KB TEXT even in 4-byte UTF-8
 
@@ -100,50 +102,6 @@ def check_values(cycle_id: int, record: CycleRecord) -> list[dict[str, Any]]:
     ]
 
 
-def to_record(row: Any, **children: Any) -> CycleRecord:
-    """A CycleRecord from a cycles row; `children` may give stage_runs, checks, metrics, actions."""
-    checks = children.pop("checks", [])
-    return CycleRecord(
-        outcome=row.outcome,
-        period=row.period,
-        cadence=row.cadence,
-        title=row.title,
-        status=row.status,
-        completed_stages=row.completed_stages,
-        decision=row.decision,
-        reasons=row.reasons,
-        approach=_ref(row.approach_name, row.approach_params),
-        next_approach=_ref(row.next_approach_name, row.next_approach_params),
-        result_metric=row.result_metric,
-        result_value=row.result_value,
-        target=row.target,
-        direction=row.direction,
-        standing=row.standing,
-        checks=CheckSummary(passed=row.checks_passed, failed=row.checks_failed, results=checks),
-        limits=None if row.limits is None else Limits.model_validate(row.limits),
-        signal=row.signal,
-        updated_at=row.updated_at,
-        extra=row.extra,
-        **children,
-    )
-
-
-def _ref(name: str | None, params: dict[str, Any] | None) -> ApproachRef | None:
-    return None if name is None else ApproachRef(name=name, params=params or {})
-
-
-def action_run(row: Any) -> ActionRun:
-    return ActionRun(
-        name=row.action,
-        type=row.type,
-        key=row.key,
-        status=row.status,
-        reach=row.reach,
-        error=row.error,
-        attempts=row.attempts,
-    )
-
-
 class Loader:
     """Loads the child rows of many cycles with one query per table (no N+1).
 
@@ -159,73 +117,21 @@ class Loader:
     ) -> None:
         self.session, self.where, self.outcome, self.period = session, where, outcome, period
 
-    def _grouped(self, model: Any, order: Any) -> dict[int, list[Any]]:
-        groups: dict[int, list[Any]] = defaultdict(list)
+    def _rows(self, model: Any, order: Any) -> list[Any]:
         query = select(model.__table__).where(self.where(model.cycle_id)).order_by(order)
-        for row in self.session.execute(query):
-            groups[row.cycle_id].append(row)
-        return groups
+        return list(self.session.execute(query))
 
-    def _actions(self) -> dict[str, list[ActionRun]]:
+    def _actions(self) -> list[Any]:
         query = select(ActionRow.__table__).where(ActionRow.outcome == self.outcome)
         if self.period is not None:
             query = query.where(ActionRow.period == self.period)
-        actions: dict[str, list[ActionRun]] = defaultdict(list)
-        for row in self.session.execute(query.order_by(ActionRow.id)):
-            actions[row.period].append(action_run(row))
-        return actions
+        return list(self.session.execute(query.order_by(ActionRow.id)))
 
     def records(self, rows: list[Any]) -> list[CycleRecord]:
-        runs = self._grouped(StageRunRow, StageRunRow.id)
-        values = self._grouped(MetricValueRow, MetricValueRow.position)
-        checks = self._grouped(CheckResultRow, CheckResultRow.position)
-        actions = self._actions()
-        return [
-            to_record(
-                row,
-                stage_runs=[_stage_run(r) for r in runs[row.id]],
-                metrics=_metrics(values[row.id]),
-                checks=[_check(c) for c in checks[row.id]],
-                actions=actions[row.period],
-            )
-            for row in rows
-        ]
-
-
-def _stage_run(r: Any) -> StageRun:
-    return StageRun(
-        stage=Stage(r.stage),
-        status=r.status,
-        started_at=r.started_at,
-        finished_at=r.finished_at,
-        error=r.error,
-    )
-
-
-def _check(c: Any) -> CheckResult:
-    return CheckResult(
-        metric=c.metric,
-        expectation=c.expectation,
-        kwargs=c.kwargs,
-        success=c.success,
-        element_count=c.element_count,
-        unexpected_count=c.unexpected_count,
-        observed_value=c.observed_value,
-        engine=c.engine,
-        message=c.message,
-    )
-
-
-def _metrics(rows: list[Any]) -> dict[str, list[PeriodValue]]:
-    metrics: dict[str, list[PeriodValue]] = {}
-    for r in rows:
-        metrics.setdefault(r.metric, []).append(
-            PeriodValue(
-                period=r.period,
-                value=r.value,
-                rows=r.row_count,
-                numerator=r.numerator,
-                denominator=r.denominator,
-            )
+        return mapping.records(
+            rows,
+            self._rows(StageRunRow, StageRunRow.id),
+            self._rows(MetricValueRow, MetricValueRow.position),
+            self._rows(CheckResultRow, CheckResultRow.position),
+            self._actions(),
         )
-    return metrics

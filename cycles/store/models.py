@@ -24,7 +24,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
-HEAD = "0001"  # the newest migration; a database at this revision needs no upgrade
+from cycles.store.revision import HEAD as HEAD  # the newest migration
 
 # Lengths keep every indexed column within MariaDB's 3072-byte utf8mb4 key limit.
 NAME = 200  # outcome, metric, approach and action names
