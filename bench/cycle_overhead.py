@@ -7,7 +7,9 @@ Measured, in one process against one Prefect temporary server (started by the wa
          flow: inside `without_heartbeats()` and the same tags;
   local  `cycles.engine.run_cycle` on the same outcome without Prefect, for context;
   untagged  the bare flow without the tags, for context: a task run that carries tags asks the
-         server for tag concurrency slots (one more write request per task).
+         server for tag concurrency slots (one more write request per task);
+  quiet  the cycle with `cycles.flow.publish` switched off, for context: what the review,
+         recent and chart artifacts (one server request each) add.
 The outcome's history is deleted (untimed) before every cycle, so each one does the same work.
 Target: median(cycle) / median(bare) <= 1.2.
 
@@ -61,6 +63,7 @@ httpx.AsyncClient.send = _counting_async_send  # type: ignore[method-assign]
 from prefect import flow, tags, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
+import cycles.flow  # noqa: E402
 from cycles.declaration import load  # noqa: E402
 from cycles.engine import run_cycle  # noqa: E402
 from cycles.flow import run_in_flow, without_heartbeats  # noqa: E402
@@ -105,6 +108,13 @@ def main() -> int:
         record = run_in_flow(outcome, period)
         assert len(record.stages) == len(Stage), record.stages
 
+    def quiet_cycle() -> None:  # context: the cycle without its three artifact requests
+        publish, cycles.flow.publish = cycles.flow.publish, lambda record: None
+        try:
+            cycle()
+        finally:
+            cycles.flow.publish = publish
+
     def bare() -> None:
         with without_heartbeats(), tags("outcome:bare", "cadence:monthly"):
             bare_flow(period=period)
@@ -117,7 +127,8 @@ def main() -> int:
         with without_heartbeats():
             bare_flow(period=period)
 
-    kinds = {"cycle": cycle, "bare": bare, "local": local, "untagged": untagged}
+    kinds = {"cycle": cycle, "bare": bare, "local": local, "untagged": untagged,
+             "quiet": quiet_cycle}  # fmt: skip
     times: dict[str, list[float]] = {name: [] for name in kinds}
     retried: dict[str, list[float]] = {name: [] for name in kinds}
 
@@ -147,6 +158,7 @@ def main() -> int:
         "bare": "bare flow, 5 no-op tasks",
         "local": "run_cycle, no Prefect",
         "untagged": "bare flow without tags",
+        "quiet": "cycle without artifacts",
     }
     print(f"{'run':28} {'median':>9}   (min, n kept)          excluded (5xx retry)")
     for name, label in labels.items():
@@ -165,6 +177,10 @@ def main() -> int:
         f"run_cycle alone {med['local'] * 1000:.0f} ms"
     )
     print(f"ratio bare/untagged {med['bare'] / med['untagged']:.2f} (what the two tags cost)")
+    print(
+        f"ratio cycle without artifacts/bare {med['quiet'] / med['bare']:.2f} (the three "
+        f"artifact requests cost {(med['cycle'] - med['quiet']) * 1000:.0f} ms)"
+    )
     ok = ratio <= TARGET
     print(_sample.verdict(ok, f"cycle/bare ratio {ratio:.2f} (target <= {TARGET})"))
     return 0 if ok or not args.strict else 1
