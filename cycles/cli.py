@@ -308,7 +308,7 @@ def demo(*, prefect: Annotated[bool, Parameter(negative="--no-prefect")] = True)
 
     if prefect:
         prefect_env(_FLAGS["verbose"])
-    return run_demo(use_prefect=prefect)
+    return run_demo(use_prefect=prefect, start_server=prefect and not prefect_api_configured())
 
 
 @app.command

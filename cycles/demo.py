@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable
 
@@ -24,10 +26,13 @@ def demo_periods(outcome: Outcome) -> list[Period]:
     return [first + i for i in range(last.index - first.index + 1)]
 
 
-def run_demo(*, use_prefect: bool) -> int:
+def run_demo(*, use_prefect: bool, start_server: bool = False) -> int:
+    """`start_server`: no Prefect API is configured, so the first flow run would start Prefect's
+    temporary server (~15 s); start it now instead, while the demo loads its data."""
     from cycles.engine import preflight
     from cycles.store import Store
 
+    server = _start_temporary_server() if use_prefect and start_server else None
     outcome = demo_outcome()
     preflight(outcome)
     store = Store()
@@ -39,6 +44,8 @@ def run_demo(*, use_prefect: bool) -> int:
         f"{outcome.result.target:g}; {len(periods)} monthly cycles {how}\n"
         f"history: {store.url}\n"
     )
+    if server is not None:
+        server.join()  # before the first flow run: the server starts once
     step = _flow_runner(outcome) if use_prefect else _local_runner(outcome, store)
     started = time.perf_counter()
     for period in periods:
@@ -68,6 +75,19 @@ def _local_runner(outcome: Outcome, store: object) -> Callable[[Period], CycleRe
     from cycles.engine import run_cycle
 
     return lambda period: run_cycle(outcome, period, store=store)  # type: ignore[arg-type]
+
+
+def _start_temporary_server() -> threading.Thread:
+    def start() -> None:
+        # a failure here is the first flow run's to report: it starts the server again
+        with contextlib.suppress(Exception):
+            from prefect.server.api.server import SubprocessASGIServer
+
+            SubprocessASGIServer().start()
+
+    thread = threading.Thread(target=start, name="radar-prefect-server", daemon=True)
+    thread.start()
+    return thread
 
 
 SETTLE_SECONDS = 0.2
