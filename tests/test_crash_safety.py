@@ -69,12 +69,12 @@ OUTCOMES: dict[str, dict[str, Any]] = {  # one cycle each, decisions of every ki
     "rising": {"current": 0.260},  # improvement signal: keep
     "falling": {"current": 0.150},  # deterioration signal: switch
     "broken": {"current": 0.200, "broken": 2},  # a data check fails: hold
-    # reserves, run only if kills are still owed at the end (see Suite.drive): adjust
-    "spare-a": {"current": 0.203},
-    "spare-b": {"current": 0.199},
-    "spare-c": {"current": 0.202},
 }
-RESERVE = ("spare-a", "spare-b", "spare-c")
+# Reserves, run only if kills are still owed at the end (see Suite.drive): adjust. The approach
+# stage lasts ~15 ms, so a kill aimed at it often lands in the deployment after it; each
+# reserve's fresh cycle is one more chance at it.
+RESERVE = tuple(f"spare-{c}" for c in "abcdefgh")
+OUTCOMES |= {name: {"current": 0.199 + 0.0005 * i} for i, name in enumerate(RESERVE)}
 
 
 def _actions_yaml(receiver: str, outcome: str) -> str:
