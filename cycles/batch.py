@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cycles.declaration.model import Outcome
-from cycles.errors import DeclarationError, RadarError
+from cycles.errors import DeclarationError, RadarError, error_text
 from cycles.record import CycleRecord
 from cycles.secrets import redact
 
@@ -208,8 +208,7 @@ def _run_one(item: Item, *, period: str | None, review: bool, dry_run: bool) -> 
         fields["decision"] = record.decision.value if record.decision else None
         fields["record"] = _redacted(record)
     except Exception as exc:
-        text = str(exc) if isinstance(exc, RadarError) else f"{type(exc).__name__}: {exc}"
-        fields["error"] = redact(" ".join(text.split()))
+        fields["error"] = redact(" ".join(error_text(exc).split()))
         fields["exit_code"] = exc.exit_code if isinstance(exc, RadarError) else 1
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return BatchResult(

@@ -18,7 +18,7 @@ from connectors.base import Checks, Connector, DataError, Measurement, SchemaErr
 from connectors.registry import action_class, connector_class
 from cycles import drivers, stages
 from cycles.declaration.model import Outcome
-from cycles.errors import ActionError, DeclarationError, RadarError, UsageError
+from cycles.errors import ActionError, DeclarationError, UsageError, error_text
 from cycles.periods import Period
 from cycles.policy import Decision
 from cycles.record import CheckSummary, CycleRecord
@@ -133,7 +133,7 @@ class Cycle:
         try:
             STAGE_FUNCTIONS[stage](self)
         except Exception as exc:
-            error = str(exc) if isinstance(exc, RadarError) else f"{type(exc).__name__}: {exc}"
+            error = error_text(exc)
             if self.store is not None and not self.dry_run:
                 run = StageRun(
                     stage=stage, status="failed", started_at=started,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cycles.secrets import redact
+
 
 class RadarError(Exception):
     """Base of every error radar reports to a user; `str()` is the one line printed.
@@ -14,9 +16,12 @@ class RadarError(Exception):
     exit_code = 1
 
     def __str__(self) -> str:
-        from cycles.secrets import redact
-
         return redact(super().__str__())
+
+
+def error_text(exc: BaseException) -> str:
+    """What to record or show of `exc`: a RadarError's line, else the type and message."""
+    return str(exc) if isinstance(exc, RadarError) else f"{type(exc).__name__}: {exc}"
 
 
 class DeclarationError(RadarError):
