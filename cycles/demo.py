@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -78,6 +79,10 @@ def _local_runner(outcome: Outcome, store: object) -> Callable[[Period], CycleRe
 
 
 def _start_temporary_server() -> threading.Thread:
+    # the demo needs no block types: registering them costs ~1 s of the server's first start
+    # (`prefect server start` registers them when it starts)
+    os.environ.setdefault("PREFECT_API_BLOCKS_REGISTER_ON_START", "false")
+
     def start() -> None:
         # a failure here is the first flow run's to report: it starts the server again
         with contextlib.suppress(Exception):
@@ -90,17 +95,26 @@ def _start_temporary_server() -> threading.Thread:
     return thread
 
 
-SETTLE_SECONDS = 0.2
+SETTLE_SHARE, SETTLE_MIN, SETTLE_MAX = 0.25, 0.05, 0.5
+
+
+def settle_seconds(run_seconds: float) -> float:
+    """The pause after a flow run that took `run_seconds`: a share of it, within bounds.
+
+    Prefect's SQLite server answers 503 (and its client backs off 2 s) when a flow run is created
+    while it still writes the previous run's events. How long that writing takes grows with the
+    machine's load, as the run itself does, so the pause follows the run's own duration.
+    """
+    return min(SETTLE_MAX, max(SETTLE_MIN, SETTLE_SHARE * run_seconds))
 
 
 def _flow_runner(outcome: Outcome) -> Callable[[Period], CycleRecord]:
     from cycles.flow import run_in_flow
 
     def step(period: Period) -> CycleRecord:
+        started = time.perf_counter()
         record = run_in_flow(outcome, str(period), tagged=False)
-        # Prefect's SQLite server answers 503 (and its client backs off 2 s) when a flow run is
-        # created while it still writes the previous run's events; a short pause avoids that.
-        time.sleep(SETTLE_SECONDS)
+        time.sleep(settle_seconds(time.perf_counter() - started))
         return record
 
     return step

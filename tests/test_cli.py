@@ -197,3 +197,11 @@ def test_print_json_writes_null_for_non_finite_numbers(capsys: pytest.CaptureFix
     print_json({"nan": float("nan"), "list": [float("inf"), 1.5], "tuple": (float("-inf"),)})
     out = capsys.readouterr().out
     assert json.loads(out) == {"nan": None, "list": [None, 1.5], "tuple": [None]}
+
+
+def test_the_demo_pauses_after_a_flow_run_in_proportion_to_it() -> None:
+    from cycles.demo import SETTLE_MAX, SETTLE_MIN, settle_seconds
+
+    assert settle_seconds(0.01) == SETTLE_MIN  # a fast run still leaves the server a moment
+    assert settle_seconds(0.4) == pytest.approx(0.1)  # a loaded server: a longer pause
+    assert settle_seconds(60) == SETTLE_MAX
