@@ -55,7 +55,7 @@ HUGE = [400, 30_000, 10**7, 2**63]  # policy numbers that once built windows of 
 
 # open product bugs: name -> (what is wrong, the pattern its violations match); none open now.
 # Fixed (each kept as a regression example below): dates-out-of-range, yaml-merge-key,
-# deep-nesting, csv-not-utf8, non-finite-json, validate-multiline, numpy-warnings.
+# deep-nesting, csv-not-utf8, non-finite-json, validate-multiline, numpy-warnings, alias-bomb.
 KNOWN_BUGS: dict[str, tuple[str, re.Pattern[str]]] = {}
 
 
@@ -783,6 +783,11 @@ def bug(name: str, case: Case) -> Any:
     )
 
 
+ALIAS_BOMB = "laughs: &l0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9)
+)
+
+
 def regression(case: Case) -> Any:
     """The example of a fixed product bug: it must stay fixed."""
     return example(case=case)
@@ -800,6 +805,8 @@ def regression(case: Case) -> Any:
 )
 # deep-nesting: one declaration error naming the file
 @regression(Case(_yaml("title: ", "title: " + nested(1500) + " #"), VALID_CSV, strict=True))
+# alias-bomb: aliases of aliases ("billion laughs") stop with one line instead of expanding 9^9
+@regression(Case(BASE_YAML + ALIAS_BOMB, VALID_CSV, strict=True))
 # non-finite-json: a non-finite target or parameter is a declaration error, inf in data a hold
 @regression(Case(_yaml("target: 0.3", "target: .nan"), VALID_CSV, strict=True))
 @regression(Case(_yaml("asks: 2", "asks: .inf"), VALID_CSV, strict=True))

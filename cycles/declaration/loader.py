@@ -93,14 +93,26 @@ def read_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
         return _plain(tree, (), lines), lines
     except RecursionError:
         raise DeclarationError(_TOO_DEEP, file=path) from None
+    except _TooLarge:
+        raise DeclarationError(_TOO_LARGE, file=path) from None
 
 
 _TOO_DEEP = "YAML nested too deeply to read (mappings or lists some hundred levels deep)"
+# A declaration has hundreds of values; aliases (`*name`) that repeat aliases can expand a few
+# lines into billions ("billion laughs"), so expansion stops at this many.
+MAX_VALUES = 100_000
+_TOO_LARGE = f"YAML expands to more than {MAX_VALUES:,} values (aliases of aliases?)"
+
+
+class _TooLarge(Exception):
+    pass
 
 
 def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+    if len(lines) > MAX_VALUES:  # every key and list item expanded so far has a line
+        raise _TooLarge
     if isinstance(node, CommentedMap):
         out = {}
         for key, value in node.items():
