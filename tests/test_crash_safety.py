@@ -11,7 +11,10 @@ cycle is driven by a loop that starts `python -m cycles.cli run ...`, watches th
 database (completed stages; the run lock: SQLite's lock file names its holder's pid,
 PostgreSQL's advisory lock shows in pg_locks under the run's application_name) and SIGKILLs
 the process at a random moment inside a target stage (a random delay after the stage opened,
-drawn over that stage's measured duration), then re-runs it, until a run completes. Where a
+drawn over that stage's measured duration), then re-runs it, until a run completes. A target
+stage that has not opened yet when the watcher picks it is left to the run itself
+(`crash_child.py`: a timer thread SIGKILLs the process that delay after the stage opens), as
+polling from outside cannot hit a stage of a few milliseconds. Where a
 kill really landed is read back from the history after the kill (first stage not completed;
 for the Deployment stage also whether a ledger row was pending and the receiver had the
 request), not assumed from the target.
@@ -33,6 +36,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -54,6 +58,7 @@ from cycles.periods import Cadence, Period
 from conftest import months, write_declaration, write_monthly_csv
 
 STAGES = ("result", "approach", "deployment", "assessment", "review")
+CHILD = Path(__file__).with_name("crash_child.py")  # `radar`, killing itself when asked
 ACTIONS = ("ask", "remind", "thank")
 APPROACH = "incentive"
 CONCURRENT = 2  # cycles driven at once (this is a 2-core machine)
@@ -316,6 +321,7 @@ class Driver:
         self._calm = False  # after a kill past the review: no more kills for this cycle
         self._proc: subprocess.Popen[str] | None = None
         self._deadline: float | None = None
+        self._inside = False  # the run was asked to kill itself inside its target stage
         self._idle_until = 0.0
 
     @property
@@ -329,16 +335,18 @@ class Driver:
         self.runs += 1
         self._out = run_dir / f"{self.outcome}-{self.runs}.out"
         self._err = run_dir / f"{self.outcome}-{self.runs}.err"
-        env = {**suite.env, "RADAR_DATABASE_URL": suite.url_for(self.app)}
+        self._kill_file = run_dir / f"{self.outcome}-{self.runs}.kill"
+        env = {**suite.env, "RADAR_DATABASE_URL": suite.url_for(self.app),
+               "RADAR_CRASH_KILL_FILE": str(self._kill_file)}  # fmt: skip
         decl = suite.declarations[self.outcome]
-        command = [sys.executable, "-m", "cycles.cli", "run", str(decl), "--period", suite.period,
+        command = [sys.executable, str(CHILD), "run", str(decl), "--period", suite.period,
                    "--review", "--json", "--no-prefect"]  # fmt: skip
         with self._out.open("w") as out, self._err.open("w") as err:
             self._proc = subprocess.Popen(
                 command, cwd=decl.parent, env=env, stdout=out, stderr=err, text=True
             )
         self._line = Timeline(time.monotonic(), self._progress)
-        self.target, self._deadline, self._idle_until = None, None, 0.0
+        self.target, self._deadline, self._idle_until, self._inside = None, None, 0.0, False
         if self._startup_kill:  # while the fresh history is being created (migrated)
             self._startup_kill = False
             self.target = "start-up"
@@ -349,7 +357,10 @@ class Driver:
         assert proc is not None
         now = time.monotonic()
         if proc.poll() is not None:
-            self._finished(proc.returncode)
+            if self._inside and proc.returncode == -signal.SIGKILL:
+                self._killed()  # by itself, inside its target stage (or just after it)
+            else:
+                self._finished(proc.returncode)
             return
         if self._deadline is not None and now >= self._deadline:
             self._kill()
@@ -385,7 +396,7 @@ class Driver:
             self._idle_until = self._deadline
         elif line.lock is None:
             self._idle_until = now + 0.002
-        elif self._calm or self.target is None:
+        elif self._calm or self.target is None or self._inside:
             self._idle_until = now + 0.02
 
     def _arm(self, progress: int, now: float) -> None:
@@ -399,9 +410,18 @@ class Driver:
             if len(candidates) > 1 and self.quota - self.stage_kills > 1:
                 candidates = candidates[:-1]  # a Review kill that comes late ends the cycle
             self.target = min(candidates, key=lambda s: (self.suite.load(s, self), STAGES.index(s)))
-        if STAGES.index(self.target) == progress:
-            window = self.suite.window(self.target, self._line.first_due > 0)
+        if self._inside:
+            return
+        window = self.suite.window(self.target, self._line.first_due > 0)
+        if STAGES.index(self.target) == progress:  # open already: killed from here
             self._deadline = now + self.suite.random.uniform(0, window)
+        else:  # the run kills itself once the stage opens (see crash_child.py), timed from the
+            # stage's start, so within the stage's own shortest span (Approach: a few ms)
+            delay = self.suite.random.uniform(0, min(window, self.suite.shortest[self.target]))
+            ready = self._kill_file.with_suffix(".tmp")
+            ready.write_text(f"{self.target} {delay}")
+            ready.replace(self._kill_file)
+            self._inside = True
 
     def _may_kill(self) -> bool:
         if self.stage_kills < self.quota:
@@ -414,10 +434,15 @@ class Driver:
 
     def _kill(self) -> None:
         """SIGKILL the run, see where it was, and start it again."""
+        assert self._proc is not None
+        self._proc.kill()
+        self._proc.wait()
+        self._killed()
+
+    def _killed(self) -> None:
+        """The run was SIGKILLed: see where it was, and start it again."""
         proc, line, probe, suite = self._proc, self._line, self.suite.probe, self.suite
         assert proc is not None
-        proc.kill()
-        proc.wait()
         now = time.monotonic()
         if line.lock is None and probe.lock_held_by(proc.pid, self.app):
             line.lock = now  # SQLite: the lock file still names the killed holder
@@ -483,6 +508,7 @@ class Suite:
     random: random.Random
     env: dict[str, str]
     declarations: dict[str, Path]
+    shortest: dict[str, float]  # each stage's shortest start-to-commit time in the calm runs
     drivers: list[Driver] = field(default_factory=list)
     samples: dict[tuple[str, bool], list[float]] = field(
         default_factory=lambda: {(s, resumed): [] for s in STAGES for resumed in (False, True)}
@@ -625,19 +651,30 @@ def _history(url: str, outcome: str) -> list[Any]:
         store.dispose()
 
 
-def _uninterrupted(url: str, declarations: dict[str, Path], period: str) -> dict[str, Any]:
-    """Each outcome's cycle run once, start to end, in this process: the reference records."""
+def _uninterrupted(
+    url: str, declarations: dict[str, Path], period: str
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Each outcome's cycle run once, start to end, in this process: the reference records, and
+    the shortest time each stage took from its start to its commit (seconds)."""
     from cycles.declaration import find
-    from cycles.engine import preflight, run_cycle
+    from cycles.engine import Cycle, preflight, run_cycle
     from cycles.store import Store
+
+    spans: dict[str, list[float]] = {stage: [] for stage in STAGES}
+
+    def timed(cycle: Cycle, stage: Any) -> None:
+        clock = time.perf_counter()
+        Cycle.run(cycle, stage)
+        spans[stage.value].append(time.perf_counter() - clock)
 
     store = Store(url)
     try:
         for decl in declarations.values():
             outcome = find(str(decl))
             preflight(outcome)
-            run_cycle(outcome, period, store=store, review=True)
-        return {name: store.cycles(name) for name in declarations}
+            run_cycle(outcome, period, store=store, review=True, runner=timed)
+        shortest = {stage: min(seen) for stage, seen in spans.items()}
+        return {name: store.cycles(name) for name in declarations}, shortest
     finally:
         store.dispose()
 
@@ -682,6 +719,7 @@ def _report(suite: Suite, hits: list[Hit], seed: int, seconds: float, cpu: float
         + ", ".join(
             f"{s} {suite.window(s, False):.3f} ({suite.window(s, True):.3f})" for s in STAGES
         ),
+        "shortest calm spans (s): " + ", ".join(f"{s} {suite.shortest[s]:.4f}" for s in STAGES),
     ]
     for d in suite.drivers:
         path = " -> ".join(f"{k.stage}@{k.after:.2f}s" for k in d.kills)
@@ -709,7 +747,7 @@ def test_killed_runs_deliver_every_action_once_and_decide_the_same(
         )
 
         # 1. every cycle uninterrupted, on a history of its own: the reference verdicts
-        reference = _uninterrupted(calm_url, declarations, period)
+        reference, shortest = _uninterrupted(calm_url, declarations, period)
         expected = {name: _verdict(cycles[0]) for name, cycles in reference.items()}
         assert {v["decision"] for v in expected.values()} == {"adjust", "keep", "switch", "hold"}
         calm_hits = len(receiver.snapshot())
@@ -717,7 +755,7 @@ def test_killed_runs_deliver_every_action_once_and_decide_the_same(
 
         # 2. the same cycles on a fresh history through `radar run`, killed again and again
         suite = Suite(tmp_path / "crash", crash_url, receiver, period, random.Random(seed), env,
-                      declarations)  # fmt: skip
+                      declarations, shortest)  # fmt: skip
         suite.root.mkdir()
         names = [name for name in OUTCOMES if name not in RESERVE]
         share, extra = divmod(MIN_KILLS + SPARE_KILLS, len(names))
