@@ -5,9 +5,10 @@ Everything here wraps `cycles.engine`; the stages themselves know nothing of Pre
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -85,6 +86,7 @@ def build_flow(outcome: Outcome) -> Flow[..., str]:
         current one) as of the run's scheduled start."""
         from cycles.flow_signoff import ask_sign_off
 
+        wait_for_scheduled_start()
         record = run_cycle(
             outcome,
             which_period(outcome, period, review),
@@ -102,6 +104,21 @@ def build_flow(outcome: Outcome) -> Flow[..., str]:
         return record.model_dump_json()
 
     return cycle_flow
+
+
+EARLIEST_START = timedelta(minutes=5)  # a run started earlier than this does not wait
+
+
+def wait_for_scheduled_start() -> None:
+    """A worker submits scheduled runs up to `PREFECT_WORKER_PREFETCH_SECONDS` (10 s) early; a
+    cycle acts at its scheduled time, not before (a sign-off deadline run would otherwise find the
+    deadline not yet passed and wait for an answer itself)."""
+    from prefect.runtime import flow_run
+
+    scheduled = flow_run.scheduled_start_time
+    early = scheduled - datetime.now(UTC) if scheduled else timedelta(0)
+    if timedelta(0) < early <= EARLIEST_START:
+        time.sleep(early.total_seconds())
 
 
 def which_period(outcome: Outcome, period: str | None, review: bool | None) -> str:

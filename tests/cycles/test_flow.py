@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import os
 import re
+import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 from cycles.declaration import load
 from cycles.declaration.loader import declaration_files
 from cycles.engine import run_cycle
-from cycles.flow import build_flow, run_in_flow
+from cycles.flow import build_flow, run_in_flow, wait_for_scheduled_start
 from cycles.store import Store
 from cycles.values import Stage
 
@@ -185,6 +186,25 @@ def test_sign_off_without_prefect_waits(decl: Path) -> None:
     stored = Store().get_cycle("refer", "2025-09")
     assert stored is not None and stored.status == "awaiting sign-off"
     assert stored.extra["proposal"]["next_approach"]["params"] == {"usd": 30}
+
+
+@pytest.mark.parametrize(
+    ("early", "waits"), [(0.3, True), (0.0, False), (-5.0, False), (600, False)]
+)
+def test_a_run_started_early_waits_for_its_scheduled_time(
+    monkeypatch: pytest.MonkeyPatch, early: float, waits: bool
+) -> None:
+    """A worker starts scheduled runs up to 10 s early; the cycle waits (but never for long)."""
+    from prefect.runtime import flow_run
+
+    scheduled = datetime.now(UTC) + timedelta(seconds=early)
+    monkeypatch.setitem(flow_run.FIELDS, "scheduled_start_time", lambda: scheduled)
+    clock = time.perf_counter()
+    wait_for_scheduled_start()
+    if waits:
+        assert datetime.now(UTC) >= scheduled
+    else:
+        assert time.perf_counter() - clock < 0.2
 
 
 @pytest.mark.slow
