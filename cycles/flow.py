@@ -112,11 +112,15 @@ EARLIEST_START = timedelta(minutes=5)  # a run started earlier than this does no
 def wait_for_scheduled_start() -> None:
     """A worker submits scheduled runs up to `PREFECT_WORKER_PREFETCH_SECONDS` (10 s) early; a
     cycle acts at its scheduled time, not before (a sign-off deadline run would otherwise find the
-    deadline not yet passed and wait for an answer itself)."""
-    from prefect.runtime import flow_run
+    deadline not yet passed and wait for an answer itself). Runs started in-process (no
+    deployment) never wait: their expected start is their creation on a server's clock."""
+    from prefect.context import FlowRunContext
 
-    scheduled = flow_run.scheduled_start_time
-    early = scheduled - datetime.now(UTC) if scheduled else timedelta(0)
+    context = FlowRunContext.get()
+    run = context.flow_run if context else None  # read here: prefect.runtime asks the server
+    if run is None or run.deployment_id is None or run.expected_start_time is None:
+        return
+    early = run.expected_start_time - datetime.now(UTC)
     if timedelta(0) < early <= EARLIEST_START:
         time.sleep(early.total_seconds())
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 
@@ -189,16 +190,26 @@ def test_sign_off_without_prefect_waits(decl: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("early", "waits"), [(0.3, True), (0.0, False), (-5.0, False), (600, False)]
-)
+    ("early", "deployed", "waits"),
+    [(0.3, True, True), (0.0, True, False), (-5.0, True, False), (600, True, False),
+     (0.3, False, False)],
+)  # fmt: skip
 def test_a_run_started_early_waits_for_its_scheduled_time(
-    monkeypatch: pytest.MonkeyPatch, early: float, waits: bool
+    monkeypatch: pytest.MonkeyPatch, early: float, deployed: bool, waits: bool
 ) -> None:
-    """A worker starts scheduled runs up to 10 s early; the cycle waits (but never for long)."""
-    from prefect.runtime import flow_run
+    """A worker starts scheduled runs up to 10 s early: a deployment's run waits (never for
+    long); an in-process run (no deployment) never does."""
+    from types import SimpleNamespace
+
+    from prefect.context import FlowRunContext
 
     scheduled = datetime.now(UTC) + timedelta(seconds=early)
-    monkeypatch.setitem(flow_run.FIELDS, "scheduled_start_time", lambda: scheduled)
+    run = SimpleNamespace(
+        deployment_id=uuid4() if deployed else None, expected_start_time=scheduled
+    )
+    monkeypatch.setattr(
+        FlowRunContext, "get", classmethod(lambda cls: SimpleNamespace(flow_run=run))
+    )
     clock = time.perf_counter()
     wait_for_scheduled_start()
     if waits:
