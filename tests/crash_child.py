@@ -26,15 +26,17 @@ _run_stage = Cycle.run
 
 def _delay_for(stage: Stage) -> float | None:
     """The delay the watcher asked for in `stage`, if it named that stage."""
+    if not KILL_FILE:
+        return None
     try:
-        target, delay = Path(KILL_FILE or "").read_text().split()
+        target, delay = Path(KILL_FILE).read_text().split()
     except (OSError, ValueError):
         return None
     return float(delay) if target == stage.value else None
 
 
 def run_stage(cycle: Cycle, stage: Stage) -> CycleRecord:
-    delay = _delay_for(stage) if KILL_FILE else None
+    delay = _delay_for(stage)
     if delay is not None:
         timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGKILL))
         timer.daemon = True

@@ -7,7 +7,7 @@ Deployment stage really executes) each have three webhook actions that point at 
 
 First the same outcomes run uninterrupted on a fresh history of their own: that gives the
 decisions to compare with and how long each stage takes. Then, on another fresh history, each
-cycle is driven by a loop that starts `python -m cycles.cli run ...`, watches the history
+cycle is driven by a loop that starts `radar run ...` (`crash_child.py`), watches the history
 database (completed stages; the run lock: SQLite's lock file names its holder's pid,
 PostgreSQL's advisory lock shows in pg_locks under the run's application_name) and SIGKILLs
 the process at a random moment inside a target stage (a random delay after the stage opened,
@@ -75,9 +75,9 @@ OUTCOMES: dict[str, dict[str, Any]] = {  # one cycle each, decisions of every ki
     "falling": {"current": 0.150},  # deterioration signal: switch
     "broken": {"current": 0.200, "broken": 2},  # a data check fails: hold
 }
-# Reserves, run only if kills are still owed at the end (see Suite.drive): adjust. The approach
-# stage lasts ~15 ms, so a kill aimed at it often lands in the deployment after it; each
-# reserve's fresh cycle is one more chance at it.
+# Reserves, run only if kills are still owed at the end (see Suite.drive): adjust. A run can end
+# before its kill (a kill drawn late in a short stage lands after the Review), and each
+# reserve's fresh cycle is one more chance at the stages still owed.
 RESERVE = tuple(f"spare-{c}" for c in "abcdefgh")
 OUTCOMES |= {name: {"current": 0.199 + 0.0005 * i} for i, name in enumerate(RESERVE)}
 
