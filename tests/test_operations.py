@@ -344,8 +344,6 @@ def test_campaign_ended_reviews_the_period_after_the_delay(
     assert before - timedelta(seconds=1) <= occurred <= after
     delay = run.expected_start_time - occurred
     assert timedelta(seconds=3) <= delay <= timedelta(seconds=13), delay
-    assert run.start_time >= run.expected_start_time
-    assert run.start_time - occurred >= timedelta(seconds=3)
 
     # five stage tasks, in RADAR order
     assert task_names(run.id) == ["result", "approach", "deployment", "assessment", "review"]
@@ -358,6 +356,11 @@ def test_campaign_ended_reviews_the_period_after_the_delay(
     assert completed_per_stage(cycle) == Counter(
         ["result", "approach", "deployment", "assessment", "review"]
     )
+    # no stage began before the delay was over: a worker may start a scheduled run up to 10 s
+    # early (Prefect's start_time is then early too), and the flow waits for its time
+    first = min(datetime.fromisoformat(s["started_at"]) for s in cycle["stage_runs"])
+    assert first >= run.expected_start_time, (first, run.expected_start_time)
+    assert first - occurred >= timedelta(seconds=3)
 
     # the artifacts: attached to this flow run, and readable by key (the latest of a key may
     # be the current-period run's, which also finished)
