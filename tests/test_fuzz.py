@@ -821,6 +821,8 @@ def regression(case: Case) -> Any:
 # numpy-warnings: no RuntimeWarning for inf and -inf in one period, or sums that overflow
 @regression(Case(BASE_YAML, with_rates("inf", "-inf"), strict=True))
 @regression(Case(BASE_YAML, with_rates("1e308"), strict=True))
+# outcome-from-env: a name read from the environment is shown, not redacted as a secret
+@regression(Case(_yaml("outcome: refer", "outcome: ${RADAR_FUZZ_SET}"), VALID_CSV, dry_run=False, strict=True))  # fmt: skip
 @settings(
     phases=[Phase.explicit],
     deadline=None,

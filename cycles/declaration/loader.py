@@ -155,11 +155,23 @@ def _expand(text: str, loc: Loc, path: Path, lines: dict[Loc, int]) -> str:
                 line=_line(lines, loc),
                 key=key_path(loc),
             )
-        secret = os.environ[name]
-        secrets.remember(secret)
-        return secret
+        found = os.environ[name]
+        if not _names_something(loc):
+            secrets.remember(found)
+        return found
 
     return _ENV.sub(value, text)
+
+
+def _names_something(loc: Loc) -> bool:
+    """The outcome, an approach, the result metric, a metric's connector: names that key the
+    history, flow runs and deployments, so a value read into them is shown, not redacted."""
+    match loc:
+        case ("outcome",) | ("result", "metric") | ("approaches", int(), "name"):
+            return True
+        case ("metrics", str(), "connector"):
+            return True
+    return False
 
 
 def _line(lines: dict[Loc, int], loc: Loc) -> int | None:

@@ -138,6 +138,38 @@ def test_env_substitution(decl: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_yaml(decl).title == "costs ${NOT_EXPANDED}"
 
 
+def test_env_values_that_name_things_are_shown_the_rest_are_secrets(
+    decl: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outcome, an approach, the result metric and a metric's connector key the history and
+    the flow runs: read from the environment, they must not come out as ***."""
+    from cycles import secrets
+
+    names = {"RADAR_T_OUTCOME": "refer-staging", "RADAR_T_APPROACH": "incentive-staging",
+             "RADAR_T_METRIC": "rate", "RADAR_T_CONNECTOR": "crm", "RADAR_T_TITLE": "refer us now"}  # fmt: skip
+    for name, value in names.items():
+        monkeypatch.setenv(name, value)
+    text = decl.read_text()
+    for literal, name in [
+        ("outcome: refer", "outcome: ${RADAR_T_OUTCOME}"),
+        ("name: incentive", "name: ${RADAR_T_APPROACH}"),
+        ("metric: rate", "metric: ${RADAR_T_METRIC}"),
+        ("connector: crm", "connector: ${RADAR_T_CONNECTOR}"),
+        ("title: Customers refer us", "title: ${RADAR_T_TITLE}"),
+    ]:
+        assert literal in text, literal
+        text = text.replace(literal, name, 1)
+    decl.write_text(text)
+    outcome = load_yaml(decl)
+    assert outcome.outcome == "refer-staging"
+    assert outcome.approaches[0].name == "incentive-staging"
+    assert secrets.redact("refer-staging/2026-10 incentive-staging rate crm") == (
+        "refer-staging/2026-10 incentive-staging rate crm"
+    )
+    assert outcome.title == "refer us now"
+    assert secrets.redact(f"title: {outcome.title}") == "title: ***"
+
+
 def test_python_form_builds_the_same_model(decl: Path) -> None:
     from_yaml = load_yaml(decl)
     py = decl.with_suffix(".py")
