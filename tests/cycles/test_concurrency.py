@@ -17,14 +17,17 @@ from cycles.periods import Cadence, Period
 
 from conftest import months, write_declaration, write_monthly_csv
 
+# the action holds its run inside the Deployment stage until the test writes the release file
+# (at most a minute): a fixed sleep is too short for a second process to start on a busy machine
 SLOW_ACTION = """\
+import os
 import time
 from pathlib import Path
 def ask(context):
-    here = Path(__file__)
-    here.with_name(f"started-{context.outcome}").write_text(str(time.time()))
-    time.sleep(3)
-    here.with_name(f"ended-{context.outcome}").write_text(str(time.time()))
+    Path(__file__).with_name(f"started-{context.outcome}").write_text(str(time.time()))
+    release, deadline = Path(os.environ["RADAR_TEST_RELEASE"]), time.monotonic() + 60
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
     return 1
 """
 ACTION = """\
@@ -90,8 +93,8 @@ def _outcome(directory: Path, name: str) -> Path:
     return decl
 
 
-def _start(decl: Path, url: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "RADAR_DATABASE_URL": url}
+def _start(decl: Path, url: str, release: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "RADAR_DATABASE_URL": url, "RADAR_TEST_RELEASE": str(release)}
     env.pop("PREFECT_API_URL", None)
     return subprocess.Popen(
         [sys.executable, "-m", "cycles.cli", "run", str(decl), "--json"],
@@ -109,10 +112,12 @@ def _wait_for(path: Path, timeout: float = 30) -> None:
 @pytest.mark.slow
 def test_same_period_twice_records_one_cycle(tmp_path: Path, history_url: str) -> None:
     decl = _outcome(tmp_path, "busy")
-    first = _start(decl, history_url)
+    release = tmp_path / "release"
+    first = _start(decl, history_url, release)
     _wait_for(tmp_path / "started-busy")  # the first run is inside its Deployment stage
-    second = _start(decl, history_url)
+    second = _start(decl, history_url, release)
     _, err = second.communicate(timeout=60)
+    release.touch()
     assert second.returncode == 1, err
     period = Period.containing(date.today(), Cadence.monthly)
     assert err.count("\n") == 1 and f"busy/{period} is already running" in err
@@ -130,13 +135,15 @@ def test_same_period_twice_records_one_cycle(tmp_path: Path, history_url: str) -
 @pytest.mark.slow
 def test_different_outcomes_do_not_wait(tmp_path: Path, history_url: str) -> None:
     one, two = _outcome(tmp_path / "one", "alpha"), _outcome(tmp_path / "two", "beta")
-    runs = [_start(one, history_url), _start(two, history_url)]
+    release = tmp_path / "release"
+    runs = [_start(one, history_url, release), _start(two, history_url, release)]
+    try:
+        # both inside their Deployment stage at once: had one waited for the other's lock, its
+        # stage would not start before the release
+        _wait_for(one.parent / "started-alpha", timeout=45)
+        _wait_for(two.parent / "started-beta", timeout=45)
+    finally:
+        release.touch()
     for run in runs:
         _, err = run.communicate(timeout=60)
         assert run.returncode == 0, err
-
-    def span(directory: Path, name: str) -> tuple[float, float]:
-        return tuple(float((directory / f"{e}-{name}").read_text()) for e in ("started", "ended"))  # type: ignore[return-value]
-
-    (a0, a1), (b0, b1) = span(one.parent, "alpha"), span(two.parent, "beta")
-    assert a0 < b1 and b0 < a1  # their Deployment stages overlapped: neither waited
