@@ -19,6 +19,7 @@ app = App(
     name="radar",
     help="Run RADAR / PDCA improvement cycles: result, approach, deployment, assessment, review.",
     version_flags=["--version"],
+    help_format="rich",
 )
 
 _FLAGS = {"debug": False, "verbose": False}
@@ -104,9 +105,13 @@ def run(
     use_prefect = prefect_api_configured() if prefect is None else prefect
     if use_prefect:
         prefect_env(_FLAGS["verbose"])
-        from cycles.flow import run_in_flow
+        from cycles.temporary_server import TemporaryServer, api
 
-        record = run_in_flow(outcome, period, review=review, dry_run=dry_run)
+        server = None if prefect_api_configured() else TemporaryServer().start()
+        from cycles.flow import run_in_flow  # imports Prefect while the server starts
+
+        with api(server):
+            record = run_in_flow(outcome, period, review=review, dry_run=dry_run)
     else:
         from cycles.engine import parse_period, run_cycle
         from cycles.store import Store

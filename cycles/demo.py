@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
 import time
 from collections.abc import Callable
 
@@ -29,11 +26,12 @@ def demo_periods(outcome: Outcome) -> list[Period]:
 
 def run_demo(*, use_prefect: bool, start_server: bool = False) -> int:
     """`start_server`: no Prefect API is configured, so the first flow run would start Prefect's
-    temporary server (~15 s); start it now instead, while the demo loads its data."""
+    temporary server (10-25 s); start it now instead, while the demo loads its data."""
     from cycles.engine import preflight
     from cycles.store import Store
+    from cycles.temporary_server import TemporaryServer, api
 
-    server = _start_temporary_server() if use_prefect and start_server else None
+    server = TemporaryServer().start() if use_prefect and start_server else None
     outcome = demo_outcome()
     preflight(outcome)
     store = Store()
@@ -45,14 +43,13 @@ def run_demo(*, use_prefect: bool, start_server: bool = False) -> int:
         f"{outcome.result.target:g}; {len(periods)} monthly cycles {how}\n"
         f"history: {store.url}\n"
     )
-    if server is not None:
-        server.join()  # before the first flow run: the server starts once
     step = _flow_runner(outcome) if use_prefect else _local_runner(outcome, store)
-    started = time.perf_counter()
-    for period in periods:
-        record = step(period)
-        out.print(console.cycle_line(record))
-    elapsed = time.perf_counter() - started
+    with api(server):
+        started = time.perf_counter()
+        for period in periods:
+            record = step(period)
+            out.print(console.cycle_line(record))
+        elapsed = time.perf_counter() - started
     out.print(f"\n{len(periods)} cycles in {elapsed:.1f} s. Next:")
     out.print(f"  radar history {outcome.outcome}              all cycles and their decisions")
     out.print(
@@ -76,23 +73,6 @@ def _local_runner(outcome: Outcome, store: object) -> Callable[[Period], CycleRe
     from cycles.engine import run_cycle
 
     return lambda period: run_cycle(outcome, period, store=store)  # type: ignore[arg-type]
-
-
-def _start_temporary_server() -> threading.Thread:
-    # the demo needs no block types: registering them costs ~1 s of the server's first start
-    # (`prefect server start` registers them when it starts)
-    os.environ.setdefault("PREFECT_API_BLOCKS_REGISTER_ON_START", "false")
-
-    def start() -> None:
-        # a failure here is the first flow run's to report: it starts the server again
-        with contextlib.suppress(Exception):
-            from prefect.server.api.server import SubprocessASGIServer
-
-            SubprocessASGIServer().start()
-
-    thread = threading.Thread(target=start, name="radar-prefect-server", daemon=True)
-    thread.start()
-    return thread
 
 
 SETTLE_SHARE, SETTLE_MIN, SETTLE_MAX = 0.25, 0.05, 0.5
