@@ -19,7 +19,6 @@ app = App(
     name="radar",
     help="Run RADAR / PDCA improvement cycles: result, approach, deployment, assessment, review.",
     version_flags=["--version"],
-    help_format="rich",
 )
 
 _FLAGS = {"debug": False, "verbose": False}
