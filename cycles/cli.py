@@ -51,18 +51,30 @@ def prefect_env(verbose: bool) -> None:
 
 
 def prefect_api_configured() -> bool:
-    """Whether a Prefect API (a real server) is configured, without importing Prefect."""
-    if os.environ.get("PREFECT_API_URL"):
-        return True
+    """Whether a Prefect API (a real server) is configured: in the environment, the active
+    profile, or, when Prefect is imported already, its in-process settings (a test or a process
+    embedding radar); Prefect is not imported for this."""
+    return bool(os.environ.get("PREFECT_API_URL") or _profile_api_url() or _in_process_api_url())
+
+
+def _profile_api_url() -> str | None:
     import tomllib
 
     home = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")).expanduser()
     try:
         profiles = tomllib.loads((home / "profiles.toml").read_text())
     except (OSError, ValueError):
-        return False
+        return None
     active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
-    return bool(profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL"))
+    return profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL")
+
+
+def _in_process_api_url() -> str | None:
+    if "prefect.settings" not in sys.modules:
+        return None
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
 
 
 # -- commands -----------------------------------------------------------------------------------

@@ -199,6 +199,31 @@ def test_print_json_writes_null_for_non_finite_numbers(capsys: pytest.CaptureFix
     assert json.loads(out) == {"nan": None, "list": [None, 1.5], "tuple": [None]}
 
 
+def test_a_prefect_api_is_found_in_the_environment_a_profile_or_in_process_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without one, a flow run starts radar's temporary server; with one, it must not."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from cycles.cli import prefect_api_configured
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("PREFECT_PROFILE", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    with temporary_settings(updates={PREFECT_API_URL: None}):
+        assert not prefect_api_configured()
+        (tmp_path / "profiles.toml").write_text(
+            'active = "team"\n[profiles.team]\nPREFECT_API_URL = "http://127.0.0.1:4200/api"\n'
+        )
+        assert prefect_api_configured()
+        (tmp_path / "profiles.toml").unlink()
+        monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+        assert prefect_api_configured()
+        monkeypatch.delenv("PREFECT_API_URL")
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:4200/api"}):
+        assert prefect_api_configured()  # a test or an embedding process set it in-process
+
+
 def test_the_demo_pauses_after_a_flow_run_in_proportion_to_it() -> None:
     from cycles.demo import SETTLE_MAX, SETTLE_MIN, settle_seconds
 
