@@ -3,8 +3,10 @@
 Prefect starts one itself at the first flow run (`SubprocessASGIServer`): uvicorn serving
 `prefect.server.api.server:create_app` in a subprocess. Importing that class imports the whole
 server into the calling process too, 5-6 s of CPU on a 2-core machine spent next to the
-subprocess doing the same. This module starts the same subprocess, the same way, without that
-import, so the command can go on loading its data while the server starts.
+subprocess doing the same. This module starts the same subprocess without that import, so the
+command can go on loading its data while the server starts. It hands uvicorn a socket it has
+bound already (`--fd`): the port is the server's from the start, where choosing a free port and
+letting the subprocess bind it seconds later could find it taken, or answered by another server.
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ class TemporaryServer:
     The server stops when the process exits, after Prefect has flushed its logs and events."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(128)  # a request made before uvicorn serves waits in the backlog
+        self.port = int(self._socket.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}/api"
         self.process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
@@ -58,12 +63,14 @@ class TemporaryServer:
             [
                 sys.executable, "-m", "uvicorn", "--app-dir", app_dir,
                 "--factory", "prefect.server.api.server:create_app",
-                "--host", "127.0.0.1", "--port", str(self.port),
+                "--fd", str(self._socket.fileno()),
                 "--log-level", "error", "--lifespan", "on",
             ],
             env={**NO_BLOCK_TYPES, **os.environ, **SERVER_ENV},
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            pass_fds=(self._socket.fileno(),),
         )  # fmt: skip
+        self._socket.close()  # the server holds its own copy
         # registered before Prefect registers its log and event flushers, so it runs after them
         atexit.register(self.stop)
         return self
@@ -74,7 +81,7 @@ class TemporaryServer:
         assert self.process is not None, "start() first"
         limit = timeout or float(os.environ.get(STARTUP_TIMEOUT, 120))
         deadline = time.monotonic() + limit
-        with httpx.Client(timeout=5) as client:
+        with httpx.Client(timeout=2) as client:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise RadarError(
@@ -99,6 +106,7 @@ class TemporaryServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        self._socket.close()
         self._log.close()
 
     def _reason(self) -> str:
@@ -121,9 +129,3 @@ class TemporaryServer:
 def api(server: TemporaryServer | None) -> contextlib.AbstractContextManager[None]:
     """The API flows run against in this block: `server`, or the configured one."""
     return contextlib.nullcontext() if server is None else server.serving()
-
-
-def _free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -66,3 +67,16 @@ def test_a_temporary_server_that_cannot_start_is_one_error_line(tmp_path: Path) 
     assert "unable to open database file" in proc.stderr
     history = radar("history", "referrals", "--json", cwd=tmp_path)
     assert history.returncode == 0 and json.loads(history.stdout) == []  # nothing recorded
+
+
+def test_the_port_is_the_servers_from_the_start() -> None:
+    """Bound before uvicorn starts (it gets the socket), so nothing else can take the port in
+    the seconds uvicorn spends importing Prefect's server."""
+    from cycles.temporary_server import TemporaryServer
+
+    server = TemporaryServer()
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as other:
+        with pytest.raises(OSError):
+            other.bind(("127.0.0.1", server.port))
+        server.stop()
+        other.bind(("127.0.0.1", server.port))  # released with the server
