@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
@@ -14,6 +16,20 @@ import pytest
 from cycles.periods import Cadence, Period
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def radar(
+    *args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: int = 240
+) -> subprocess.CompletedProcess[str]:
+    """`radar ARGS` in a new process: the default history in `cwd`, no Prefect API or profile
+    from the calling environment, `env` on top."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    for name in ("RADAR_DATABASE_URL", "PREFECT_API_URL", "PREFECT_PROFILE"):
+        full_env.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-m", "cycles.cli", *args], cwd=cwd, env=full_env,
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
 
 
 @pytest.fixture

@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from cycles.cli import main
 
+from conftest import radar
+
 DECISIONS = {"keep", "adjust", "switch", "hold", "achieved"}
-
-
-def radar(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 240
-) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    full_env.pop("RADAR_DATABASE_URL", None)
-    full_env.pop("PREFECT_API_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "cycles.cli", *args], cwd=cwd, env=full_env,
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
 
 
 def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:

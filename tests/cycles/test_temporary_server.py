@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 import sqlite3
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
+from conftest import radar
 from prefect_server import OWNER_VAR, describe, owned_processes
-
-
-def radar(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "COLUMNS": "200", **env}
-    for name in ("RADAR_DATABASE_URL", "PREFECT_API_URL", "PREFECT_PROFILE"):
-        full_env.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "cycles.cli", *args], cwd=cwd, env=full_env,
-        capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
 
 
 @pytest.mark.slow
@@ -34,7 +22,7 @@ def test_a_flow_run_without_an_api_goes_through_a_temporary_server_that_stops_wi
     home, owner = tmp_path / "prefect-home", uuid.uuid4().hex
     proc = radar(
         "run", "referrals", "--period", "2025-09", "--prefect", "--json",
-        cwd=tmp_path, PREFECT_HOME=str(home), **{OWNER_VAR: owner},
+        cwd=tmp_path, env={"PREFECT_HOME": str(home), OWNER_VAR: owner},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no server chatter, no Prefect log lines
@@ -58,8 +46,10 @@ def test_a_temporary_server_that_cannot_start_is_one_error_line(tmp_path: Path) 
     (tmp_path / "a-file").write_text("")
     proc = radar(
         "run", "referrals", "--period", "2025-09", "--prefect",
-        cwd=tmp_path, PREFECT_HOME=str(tmp_path / "prefect-home"),
-        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{tmp_path}/a-file/prefect.db",
+        cwd=tmp_path, env={
+            "PREFECT_HOME": str(tmp_path / "prefect-home"),
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path}/a-file/prefect.db",
+        },
     )  # fmt: skip
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
