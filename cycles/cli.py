@@ -113,12 +113,12 @@ def run(
 
     outcome = find(declaration)
     preflight(outcome)
-    use_prefect = prefect_api_configured() if prefect is None else prefect
-    if use_prefect:
+    configured = prefect_api_configured()
+    if configured if prefect is None else prefect:
         prefect_env(_FLAGS["verbose"])
         from cycles.temporary_server import TemporaryServer, api
 
-        server = None if prefect_api_configured() else TemporaryServer().start()
+        server = None if configured else TemporaryServer().start()
         from cycles.flow import run_in_flow  # imports Prefect while the server starts
 
         with api(server):
