@@ -12,8 +12,12 @@ from cyclopts import App, Parameter
 from cycles.errors import DeclarationError, RadarError, UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from cycles.batch import BatchResult
     from cycles.declaration.model import Outcome
+    from cycles.record import CycleRecord
+    from cycles.store import Store
 
 app = App(
     name="radar",
@@ -45,6 +49,8 @@ def prefect_env(verbose: bool) -> None:
     # a temporary server's first start migrates a new database: 10-30 s on a busy 2-core
     # machine, past Prefect's 20 s default
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # radar's own loggers (what a Python action printed) go to the flow run's log as well
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "radar")
     if not verbose:
         os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "CRITICAL"
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
@@ -85,6 +91,8 @@ def run(
     declaration: str,
     *,
     period: str | None = None,
+    from_: Annotated[str | None, Parameter(name="--from")] = None,
+    to: str | None = None,
     review: bool = False,
     dry_run: bool = False,
     json: bool = False,
@@ -98,12 +106,17 @@ def run(
         A declaration file (YAML or Python) or the name of a declared outcome.
     period
         The period to run (2026-10, 2026-W43, 2026-Q4); default: the one holding today.
+        A period that has not begun is refused (except with --dry-run).
+    from_
+        Backfill: run every period from this one to --to, oldest first (one line each).
+    to
+        The last period of a backfill; default: the last period that has ended.
     review
         Assess and review now, without waiting for the period to end.
     dry_run
         Record nothing and run no action.
     json
-        Print the cycle as one JSON object.
+        Print the cycle as one JSON object (a backfill: a list of them).
     prefect
         Run through the outcome's Prefect flow (default: only when a Prefect API is configured).
     """
@@ -112,7 +125,53 @@ def run(
     from cycles.engine import preflight
 
     outcome = find(declaration)
+    periods = _periods(outcome, period, from_, to, dry_run=dry_run)
     preflight(outcome)
+    backfill = from_ is not None
+    out = console.console()
+    records = []
+    for record in _advance(outcome, periods, review=review, dry_run=dry_run, prefect=prefect):
+        records.append(record)
+        if backfill and not json:
+            out.print(console.cycle_line(record))
+    if json:
+        console.print_json([r.to_json_dict() for r in records] if backfill else
+                           records[0].to_json_dict())  # fmt: skip
+    elif backfill:
+        out.print(console.history_note(len(records), "period", dry_run=dry_run))
+    else:
+        console.print_summary(records[0])
+    return 0
+
+
+def _periods(
+    outcome: Outcome, period: str | None, first: str | None, last: str | None, *, dry_run: bool
+) -> list[str]:
+    """The periods `radar run` advances, checked before anything runs."""
+    from cycles.engine import parse_period, refuse_future, today_in
+
+    today = today_in(outcome)
+    if first is None:
+        if last is not None:
+            raise UsageError("--to needs --from (a backfill runs from one period to another)")
+        return [str(parse_period(outcome, period, today))]
+    if period is not None:
+        raise UsageError("give either --period or --from/--to, not both")
+    start = parse_period(outcome, first, today)
+    end = parse_period(outcome, last, today) if last is not None else (
+        parse_period(outcome, None, today) - 1
+    )  # fmt: skip
+    if end < start:
+        raise UsageError(f"--from {start} comes after --to {end}: nothing to run")
+    if not dry_run:
+        refuse_future(outcome, end, today)
+    return [str(start + i) for i in range(end.index - start.index + 1)]
+
+
+def _advance(
+    outcome: Outcome, periods: list[str], *, review: bool, dry_run: bool, prefect: bool | None
+) -> Iterator[CycleRecord]:
+    """Each period's cycle in turn, through its Prefect flow or in-process."""
     configured = prefect_api_configured()
     if configured if prefect is None else prefect:
         prefect_env(_FLAGS["verbose"])
@@ -122,18 +181,167 @@ def run(
         from cycles.flow import run_in_flow  # imports Prefect while the server starts
 
         with api(server):
-            record = run_in_flow(outcome, period, review=review, dry_run=dry_run)
-    else:
-        from cycles.engine import parse_period, run_cycle
-        from cycles.store import Store
+            for period in periods:
+                yield run_in_flow(outcome, period, review=review, dry_run=dry_run)
+        return
+    from cycles.engine import parse_period, run_cycle
 
-        the_period = parse_period(outcome, period)
-        store = Store()
-        record = run_cycle(outcome, the_period, store=store, review=review, dry_run=dry_run)
+    store = open_history(create=not dry_run)
+    for period in periods:
+        yield run_cycle(outcome, parse_period(outcome, period), store=store, review=review,
+                        dry_run=dry_run)  # fmt: skip
+
+
+def open_history(*, create: bool = True) -> Store | None:
+    """The history store (`RADAR_DATABASE_URL`, else the nearest `.radar/`), saying so when a
+    new one is created. None when there is none and `create` is false (a dry run, a read):
+    nothing is written anywhere then."""
+    from cycles import console
+    from cycles.store import Store, default_url
+    from cycles.store.urls import sqlite_file
+
+    url = default_url()
+    file = sqlite_file(url)
+    if file is not None and not file.exists():
+        if not create:
+            return None
+        console.NEW_HISTORY.append(file)  # said once the command succeeds
+    return Store(url)
+
+
+@app.command
+def tick(declaration: str, *, json: bool = False) -> int:
+    """One PDCA turn now, without Prefect: review what ended and is due, open the current period.
+
+    What a deployment's scheduled run does at the start of each period. A review that is not due
+    yet (its delay, its event) is said, not run.
+
+    Parameters
+    ----------
+    declaration
+        A declaration file or the name of a declared outcome.
+    json
+        Print a JSON list of the cycles that ran (reviews first, then the opened period).
+    """
+    from cycles import clock, console
+    from cycles.declaration import find
+    from cycles.engine import preflight, run_cycle
+    from cycles.turn import deadline_reason, local_time, pending_text, plan
+
+    outcome = find(declaration)
+    preflight(outcome)
+    store = open_history()
+    assert store is not None
+    now = clock.now()
+    turn = plan(outcome, store.cycles(outcome.outcome, light=True), now, now)
+    records = [
+        run_cycle(outcome, due.period, store=store, review=True, repeat_review=False,
+                  reason=deadline_reason(outcome, due.period) if due.deadline else "")
+        for due in turn.closing
+    ]  # fmt: skip
+    records.append(run_cycle(outcome, turn.opening, store=store))
+    waiting = []
+    for due in turn.waiting:
+        cycle = store.get_cycle(outcome.outcome, str(due.period))
+        why = pending_text(outcome, cycle) if cycle else f"review of {due.period} pending"
+        why += f" (by {local_time(outcome, due.due_at)})"
+        store.mark_pending(outcome.outcome, str(due.period), why)
+        waiting.append(why)
     if json:
-        console.print_json(record.to_json_dict())
+        console.print_json([r.to_json_dict() for r in records])
+        return 0
+    out = console.console()
+    for record in records:
+        out.print(console.cycle_line(record))
+    for why in waiting:
+        out.print(f"[dim]{console.escape(why)}[/]")
+    out.print(console.history_note(len(records), "cycle"))
+    return 0
+
+
+@app.command
+def void(outcome: str, period: str, *, reason: str) -> int:
+    """Set a recorded cycle aside: kept and shown, ignored by the policy from now on.
+
+    A void cycle counts in no baseline, signal, adjustment count or score, and its plan is not
+    followed: voiding the last reviewed period re-plans the next opening from the review before.
+    Actions it ran stay done.
+
+    Parameters
+    ----------
+    outcome
+        The outcome's identifier (or its declaration file).
+    period
+        The period of the cycle (2026-10, 2026-W43, 2026-Q4).
+    reason
+        Why (kept with the cycle).
+    """
+    from cycles import console
+    from cycles.declaration import find
+    from cycles.errors import StoreError
+    from cycles.stages import choose_approach
+    from cycles.turn import VOID
+
+    declared = find(outcome)
+    if not reason.strip():
+        raise UsageError("--reason: say why the cycle is void")
+    the_period = _parse(declared, period)
+    store = open_history(create=False)
+    if store is None:
+        raise UsageError(f"no history here: nothing of {declared.outcome} is recorded")
+    try:
+        record = store.void_cycle(declared.outcome, str(the_period), reason.strip())
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    kept = [c for c in store.cycles(declared.outcome, light=True) if c.status != VOID]
+    before = [c for c in kept if c.period < str(the_period)]
+    after = [c for c in kept if c.period > str(the_period)]
+    out = console.console()
+    out.print(f"{declared.outcome}/{record.period} is void: {console.escape(reason.strip())}")
+    if not after:
+        approach, why = choose_approach(declared, before)
+        out.print(f"the next opening runs {console.approach_text(approach)} ({why})")
+    out.print(console.history_note(1, "cycle"))
+    return 0
+
+
+def _parse(outcome: Outcome, period: str) -> Any:
+    from cycles.engine import parse_period
+
+    return parse_period(outcome, period)
+
+
+@app.command
+def outcomes(*, json: bool = False) -> int:
+    """List the declared outcomes: cadence, last period, last decision, where each is declared.
+
+    Parameters
+    ----------
+    json
+        Print a JSON list of objects.
+    """
+    from cycles import console
+    from cycles.declaration.loader import declared_outcomes
+
+    store = open_history(create=False)
+    rows = []
+    for path, outcome, error in declared_outcomes():
+        cycles = store.cycles(outcome.outcome, light=True) if store and outcome else []
+        last = cycles[-1] if cycles else None
+        rows.append({
+            "outcome": outcome.outcome if outcome else None,
+            "title": outcome.title if outcome else None,
+            "cadence": outcome.cadence.value if outcome else None,
+            "last_period": last.period if last else None,
+            "last_decision": last.decision.value if last and last.decision else None,
+            "status": last.status if last else None,
+            "declaration": str(path),
+            "error": error,
+        })  # fmt: skip
+    if json:
+        console.print_json(rows)
     else:
-        console.print_summary(record)
+        console.print_outcomes(rows, store.url if store else None)
     return 0
 
 
@@ -230,19 +438,46 @@ def history(outcome: str, *, json: bool = False) -> int:
     from cycles import console
     from cycles.store import default_url
     from cycles.store.fastread import read_cycles
+    from cycles.store.urls import sqlite_file
 
-    records = read_cycles(default_url(), outcome)  # without SQLAlchemy, when it can
-    if records is None:
-        from cycles.store import Store
-
-        records = Store().cycles(outcome)
+    url = default_url()
+    file = sqlite_file(url)
+    records = [] if file is not None and not file.exists() else read_cycles(url, outcome)
+    if records is None:  # without SQLAlchemy when it can; else the Store
+        store = open_history(create=False)
+        records = store.cycles(outcome) if store else []
+    if not records:
+        _known_outcome(outcome, url)
     for record in records:
         record.stages = list(record.completed_stages)
     if json:
         console.print_json([r.to_json_dict() for r in records])
     else:
-        console.print_history(records, outcome)
+        console.print_history(records, outcome, where=url)
     return 0
+
+
+def _known_outcome(name: str, url: str) -> None:
+    """An outcome with no cycles must at least be declared (or recorded): else a usage error
+    with the nearest names."""
+    import difflib
+
+    from cycles.declaration import find
+    from cycles.declaration.loader import declared_names
+
+    try:
+        find(name)
+        return
+    except DeclarationError:
+        pass
+    store = open_history(create=False)
+    known = sorted(set(declared_names()) | set(store.outcomes() if store else []))
+    hint = difflib.get_close_matches(name, known, n=1)
+    raise UsageError(
+        f"unknown outcome {name!r}"
+        + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        + f"; known: {', '.join(known) or 'none'}"
+    )
 
 
 @app.command
@@ -262,20 +497,13 @@ def report(outcome: str, *, html: Path | None = None, png: Path | None = None) -
     from cycles import console
     from cycles.report import build_report
     from cycles.report.vega import write
-    from cycles.store import Store
 
-    store = Store()
-    records = store.cycles(outcome)
+    store = open_history(create=False)
+    records = store.cycles(outcome) if store else []
     if not records:
-        from cycles.declaration import find
+        from cycles.store import default_url
 
-        try:
-            find(outcome)
-        except DeclarationError:
-            known = ", ".join(store.outcomes()) or "none"
-            raise UsageError(
-                f"unknown outcome {outcome!r}: no cycles recorded (outcomes with cycles: {known})"
-            ) from None
+        _known_outcome(outcome, default_url())
         raise RadarError(f"no cycles recorded for {outcome!r} yet: run `radar run {outcome}` first")
     if html is None and png is None:
         html = Path("reports") / f"{outcome}.html"
@@ -295,13 +523,14 @@ def validate(declarations: list[str]) -> int:
     """
     from cycles import console
     from cycles.declaration import find
-    from cycles.engine import preflight
+    from cycles.engine import check_actions, preflight
 
     failed = 0
     for item in declarations:
         try:
             outcome = find(item)
             preflight(outcome)
+            check_actions(outcome)
         except DeclarationError as exc:
             console.error_line(_one_line(str(exc)))  # one line per declaration, like main()
             failed += 1
@@ -347,35 +576,42 @@ def deploy(
     """
     from cycles import console
     from cycles.declaration import find, load
-    from cycles.declaration.loader import declaration_files
+    from cycles.declaration.loader import declaration_files, env_names
     from cycles.deploy import deploy as deploy_outcome
     from cycles.deploy import ensure_pool, prefect_yaml
     from cycles.schedule import cron_of
 
+    # secrets belong where the worker runs: a `${NAME}` that is not set here stays as written
     if declarations:
-        outcomes = [find(item) for item in declarations]
+        outcomes = [find(item, env="keep") for item in declarations]
     else:
-        outcomes = [load(path) for path in declaration_files(Path.cwd() / "flows")]
+        outcomes = [load(path, env="keep") for path in declaration_files(Path.cwd() / "flows")]
     if not outcomes:
         raise UsageError("no declarations given and none found under ./flows")
     out = console.console()
     if write_prefect_yaml is not None:
-        write_prefect_yaml.write_text(prefect_yaml(outcomes, pool=pool), encoding="utf-8")
+        text = prefect_yaml(outcomes, pool=pool, workdir=write_prefect_yaml.resolve().parent)
+        write_prefect_yaml.write_text(text, encoding="utf-8")
         out.print(f"wrote {len(outcomes)} deployment(s) to {write_prefect_yaml}")
         return 0
-    _require_prefect_api()
+    _require_prefect_api(reachable=True)
     if ensure_pool(pool):
         out.print(f"created work pool {pool!r} (process)")
     for outcome in outcomes:
         deploy_outcome(outcome, pool=pool, workdir=Path.cwd())
-        trigger = (
-            f"; review {console.duration(outcome.review.delay)} after {outcome.review.after_event}"
-            if outcome.review
+        review = outcome.review
+        when = (
+            f"; review {console.duration(review.delay)} after {review.after_event}"
+            if review and review.after_event
+            else f"; reviews {console.duration(review.delay)} after each period"
+            if review and review.delay
             else ""
         )
+        names = env_names(outcome)
+        needs = f"; the worker needs {', '.join(names)}" if names else ""
         out.print(
-            f"deployed {outcome.outcome}/{outcome.outcome}: cron {cron_of(outcome)!r} "
-            f"({outcome.timezone}){trigger}"
+            f"deployed {outcome.outcome}/{outcome.outcome} from {outcome.source}: cron "
+            f"{cron_of(outcome)!r} ({outcome.timezone}){when}{needs}"
         )
     out.print(f"start a worker: prefect worker start --pool {pool}")
     return 0
@@ -401,8 +637,8 @@ def campaign_ended(outcome: str, *, campaign: str | None = None, period: str | N
     declared = find(outcome)
     if period is not None:
         period = str(parse_period(declared, period))
-    event = declared.review.after_event if declared.review else "campaign.ended"
-    _require_prefect_api()
+    event = (declared.review.after_event if declared.review else None) or "campaign.ended"
+    _require_prefect_api(reachable=True)
     prefect_env(_FLAGS["verbose"])
     from prefect.events import emit_event
     from prefect.events.worker import EventsWorker
@@ -418,13 +654,14 @@ def campaign_ended(outcome: str, *, campaign: str | None = None, period: str | N
     EventsWorker.drain_all()
     if emitted is None:
         raise RadarError(f"could not emit {event!r}: is the Prefect API reachable?")
+    listens = declared.review is not None and declared.review.after_event == event
     delay = declared.review.delay if declared.review else None
     console.console().print(
         f"emitted {event} for radar.outcome.{declared.outcome}"
         + (
             f"; the review runs in {console.duration(delay)}"
-            if delay is not None
-            else "; the outcome declares no review:, so nothing listens"
+            if listens and delay is not None
+            else "; the outcome declares no review.after_event, so nothing listens"
         )
     )
     return 0
@@ -451,12 +688,27 @@ def upgrade() -> int:
     return 0
 
 
-def _require_prefect_api() -> None:
+def _require_prefect_api(*, reachable: bool = False) -> None:
+    """A Prefect API is configured (and, with `reachable`, answers), else one line saying what
+    to start."""
     if not prefect_api_configured():
         raise RadarError(
             "no Prefect API configured: start a server (prefect server start) and set "
             "PREFECT_API_URL=http://127.0.0.1:4200/api"
         )
+    if reachable:
+        import httpx
+
+        url = (
+            os.environ.get("PREFECT_API_URL") or _profile_api_url() or _in_process_api_url() or ""
+        ).rstrip("/")
+        try:
+            httpx.get(f"{url}/health", timeout=5)  # any answer will do: the server is there
+        except httpx.TransportError as exc:
+            raise RadarError(
+                f"cannot reach the Prefect API at {url} ({type(exc).__name__}): start it with "
+                "`prefect server start`, or point PREFECT_API_URL at a running server"
+            ) from None
 
 
 # -- entry point --------------------------------------------------------------------------------
@@ -466,6 +718,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; bad input exits 2 and other failures exit 1, each with one line."""
     from cyclopts import CycloptsError
 
+    from cycles import console
+
+    console.NEW_HISTORY.clear()  # a new history is told about by the command that made it
     tokens = list(sys.argv[1:] if argv is None else argv)
     for flag in ("debug", "verbose"):
         if f"--{flag}" in tokens:
@@ -484,6 +739,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         wrapped = RadarError(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return _fail(wrapped, exc)
+    console.tell_new_history()
     return result if isinstance(result, int) else 0
 
 

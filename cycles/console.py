@@ -7,6 +7,7 @@ import math
 import sys
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cycles.secrets import redact
@@ -23,10 +24,19 @@ DECISION_STYLE = {
 }
 
 
+PIPE_WIDTH = 200  # columns of tables printed to a pipe or a file
+
+
 def console(stderr: bool = False) -> Any:
+    import os
+
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)  # lines are not cut at 80
+    stream = sys.stderr if stderr else sys.stdout
+    # piped or redirected: rich would assume 80 columns and fold tables; use a wide page
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
+    # lines are not cut at the width
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 def print_json(data: Any) -> None:
@@ -52,6 +62,49 @@ def error_line(message: str) -> None:
     sys.stderr.write(f"radar: {redact(message)}\n")
 
 
+def notice(message: str) -> None:
+    """Something a user should know that is not the command's output (stderr, like errors)."""
+    sys.stderr.write(f"radar: {redact(message)}\n")
+
+
+def escape(text: str) -> str:
+    """User text (names, titles, reasons) safe inside rich markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+NEW_HISTORY: list[Path] = []  # a history this command created, not yet told about
+
+
+def history_note(count: int, what: str, *, dry_run: bool = False) -> str:
+    """The closing line of a command that ran cycles: how many, and which history holds them
+    (and that it is new, if this command created it)."""
+    from cycles.store import default_url
+
+    plural = "s" if count != 1 else ""
+    where = "nothing recorded (dry run)" if dry_run else f"history: {redact(default_url())}"
+    if NEW_HISTORY and not dry_run:
+        where += f" ({new_history_text()})"
+        NEW_HISTORY.clear()
+    return f"[dim]{count} {what}{plural}; {escape(where)}[/]"
+
+
+def new_history_text() -> str:
+    return (
+        f"new: no .radar/ at or above {Path.cwd()}; set RADAR_DATABASE_URL or run where "
+        ".radar/ is to use another"
+    )
+
+
+def tell_new_history() -> None:
+    """After a command succeeded: say on stderr that it created a new history, unless its
+    output said so already."""
+    if NEW_HISTORY:
+        notice(f"started a new history in {NEW_HISTORY[0].parent} ({new_history_text()})")
+        NEW_HISTORY.clear()
+
+
 def fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4g}"
 
@@ -73,14 +126,24 @@ def approach_text(approach: Any) -> str:
 
 
 def decision_text(record: CycleRecord) -> str:
+    if record.status == "void":
+        return "[dim strike]" + (record.decision.value if record.decision else "void") + "[/] void"
     if record.decision is None:
+        if record.status in ("review pending", "awaiting sign-off"):
+            return f"[yellow]{record.status}[/]"
         return "[dim]not reviewed[/]"
     style = DECISION_STYLE.get(record.decision.value, "")
     return f"[{style}]{record.decision.value}[/]"
 
 
 def short_reasons(record: CycleRecord, limit: int = 2) -> str:
-    """The decision's summary, else its first reasons."""
+    """The decision's summary, else its first reasons; why a cycle is void or pending."""
+    void = record.extra.get("void")
+    if record.status == "void" and isinstance(void, dict):
+        return f"void: {void.get('reason', '')}"
+    pending = record.extra.get("pending")
+    if record.decision is None and isinstance(pending, str):
+        return pending
     summary = record.extra.get("summary")
     if summary:
         return str(summary)
@@ -90,13 +153,27 @@ def short_reasons(record: CycleRecord, limit: int = 2) -> str:
 def cycle_line(record: CycleRecord) -> str:
     """One line per cycle: period, value vs target, decision, reasons, next approach."""
     cmp = "≥" if record.direction == "increase" else "≤"
-    decision = record.decision.value if record.decision else "-"
+    if record.decision is None:  # opened, not reviewed: what runs this period
+        return (
+            f"[bold]{record.period}[/]  opened   [dim]{record.status:<8}[/] approach "
+            f"{escape(approach_text(record.approach))}"
+            + (f"; actions: {escape(actions_text(record))}" if record.actions else "")
+        )
+    decision = record.decision.value
     style = DECISION_STYLE.get(decision, "dim")
     return (
         f"[bold]{record.period}[/]  {fmt(record.result_value):>6} vs {cmp} {fmt(record.target):<5}"
-        f" [{style}]{decision:<8}[/] {short_reasons(record)}  [dim]→ next:[/] "
-        f"{approach_text(record.next_approach)}"
+        f" [{style}]{decision:<8}[/] {escape(redact(short_reasons(record)))}  [dim]→ next:[/] "
+        f"{escape(approach_text(record.next_approach))}"
         + (f"  [dim]RADAR[/] {score_text(record)}" if record.extra.get("score") else "")
+    )
+
+
+def actions_text(record: CycleRecord) -> str:
+    """offer-incentive: succeeded (reach 120), ...: each action of the cycle and how it went."""
+    return ", ".join(
+        f"{a.name}: {a.status}" + (f" (reach {fmt(a.reach)})" if a.reach is not None else "")
+        for a in record.actions
     )
 
 
@@ -123,10 +200,9 @@ def print_summary(record: CycleRecord) -> None:
     from rich.table import Table
 
     out = console()
-    title = f"{record.outcome} · {record.period}" + (
-        "  [yellow](dry run)[/]" if record.dry_run else ""
-    )
-    out.print(f"[bold]{title}[/]  {redact(record.title)}")
+    dry = "  [yellow](dry run)[/]" if record.dry_run else ""
+    title = escape(f"{record.outcome} · {record.period}")
+    out.print(f"[bold]{title}[/]{dry}  {escape(redact(record.title))}")
     stages = ", ".join(s.value for s in record.stages) or "none (nothing was due)"
     out.print(f"  stages run: {stages}")
     table = Table(show_header=False, box=None, pad_edge=False)
@@ -136,16 +212,12 @@ def print_summary(record: CycleRecord) -> None:
         f"{record.result_metric} = {fmt(record.result_value)} "
         f"(target {cmp} {fmt(record.target)}; stood at {fmt(record.standing)})",
     )
-    table.add_row("approach", approach_text(record.approach))
+    table.add_row("approach", escape(approach_text(record.approach)))
+    why = record.extra.get("approach_reason")
+    if why and "approach" in record.stages:  # Stage is a StrEnum
+        table.add_row("", f"· {escape(redact(str(why)))}")
     if record.actions:
-        table.add_row(
-            "actions",
-            ", ".join(
-                f"{a.name}: {a.status}"
-                + (f" (reach {fmt(a.reach)})" if a.reach is not None else "")
-                for a in record.actions
-            ),
-        )
+        table.add_row("actions", escape(actions_text(record)))
     table.add_row("checks", f"{record.checks.passed} passed, {record.checks.failed} failed")
     if record.limits is not None:
         lim = record.limits
@@ -158,8 +230,8 @@ def print_summary(record: CycleRecord) -> None:
         table.add_row("drivers" if i == 0 else "", driver_text(driver))
     table.add_row("decision", decision_text(record))
     for reason in record.reasons:
-        table.add_row("", f"· {redact(reason)}")
-    table.add_row("next", approach_text(record.next_approach))
+        table.add_row("", f"· {escape(redact(reason))}")
+    table.add_row("next", escape(approach_text(record.next_approach)))
     score = record.extra.get("score")
     if isinstance(score, dict) and "total" in score:
         table.add_row(
@@ -169,17 +241,22 @@ def print_summary(record: CycleRecord) -> None:
             f"{score['assessment']}",
         )
     out.print(table)
+    out.print(history_note(1, "cycle", dry_run=record.dry_run))
 
 
-def print_history(records: Iterable[CycleRecord], outcome: str) -> None:
+def print_history(records: Iterable[CycleRecord], outcome: str, *, where: str = "") -> None:
     from rich.table import Table
 
     rows = list(records)
     out = console()
+    shown_where = f"history: {escape(redact(where))}" if where else ""
     if not rows:
-        out.print(f"no cycles recorded for {outcome!r}")
+        out.print(f"no cycles recorded for {escape(repr(outcome))}  [dim]{shown_where}[/]")
         return
-    table = Table(title=f"{outcome}: {len(rows)} cycles", title_justify="left")
+    table = Table(
+        title=f"{escape(outcome)}: {len(rows)} cycles  [dim]{shown_where}[/]",
+        title_justify="left",
+    )
     columns = ("period", "approach", "value", "target", "decision", "reasons", "next approach")
     for column in columns:
         table.add_column(column, overflow="fold")
@@ -187,13 +264,39 @@ def print_history(records: Iterable[CycleRecord], outcome: str) -> None:
     for r in rows:
         table.add_row(
             r.period,
-            approach_text(r.approach),
+            escape(approach_text(r.approach)),
             fmt(r.result_value),
             fmt(r.target),
             decision_text(r),
-            redact(short_reasons(r, 3)),
-            approach_text(r.next_approach),
+            escape(redact(short_reasons(r, 3))),
+            escape(approach_text(r.next_approach)),
             score_text(r),
+        )
+    out.print(table)
+
+
+def print_outcomes(rows: list[dict[str, Any]], where: str | None) -> None:
+    """`radar outcomes`: one row per declared outcome."""
+    from rich.table import Table
+
+    out = console()
+    if not rows:
+        out.print("no declared outcomes found (./flows, the working directory, RADAR_FLOWS)")
+        return
+    note = f"history: {redact(where)}" if where else "no history here yet"
+    table = Table(title=f"{len(rows)} outcomes  [dim]{escape(note)}[/]", title_justify="left")
+    for column in ("outcome", "cadence", "last period", "last decision", "declaration"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        if row["error"]:
+            table.add_row("[red]?[/]", "", "", "", escape(redact(str(row["error"]))))
+            continue
+        table.add_row(
+            escape(row["outcome"]),
+            row["cadence"],
+            row["last_period"] or "-",
+            row["last_decision"] or escape(row["status"] or "-"),
+            escape(row["declaration"]),
         )
     out.print(table)
 

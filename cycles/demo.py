@@ -27,21 +27,24 @@ def demo_periods(outcome: Outcome) -> list[Period]:
 def run_demo(*, use_prefect: bool, start_server: bool = False) -> int:
     """`start_server`: no Prefect API is configured, so the first flow run would start Prefect's
     temporary server (10-25 s); start it now instead, while the demo loads its data."""
+    from cycles.cli import open_history
     from cycles.engine import preflight
-    from cycles.store import Store
     from cycles.temporary_server import TemporaryServer, api
 
     server = TemporaryServer().start() if use_prefect and start_server else None
     outcome = demo_outcome()
     preflight(outcome)
-    store = Store()
+    store = open_history()
+    assert store is not None  # created when missing
     out = console.console()
     periods = demo_periods(outcome)
     how = "as Prefect flow runs" if use_prefect else "in-process, without Prefect"
+    new = f" ({console.new_history_text()})" if console.NEW_HISTORY else ""
+    console.NEW_HISTORY.clear()
     out.print(
         f"[bold]{outcome.title}[/] ({outcome.outcome}): target {outcome.result.metric} ≥ "
         f"{outcome.result.target:g}; {len(periods)} monthly cycles {how}\n"
-        f"history: {store.url}\n"
+        f"history: {store.url}{new}\n"
     )
     step = _flow_runner(outcome) if use_prefect else _local_runner(outcome, store)
     with api(server):

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-from datetime import timedelta
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from cycles.declaration.model import Outcome
+from cycles.deployed import ENV_VAR
 from cycles.schedule import cron_of
+from cycles.turn import iso_duration
 
 DEFAULT_POOL = "radar"
 
@@ -23,14 +24,33 @@ def entrypoint(outcome: Outcome) -> str:
     return f"cycles.deployed.{outcome.outcome}"
 
 
-def deployment_spec(outcome: Outcome, *, pool: str = DEFAULT_POOL) -> dict[str, Any]:
-    """The deployment as `prefect.yaml` states it."""
+def job_env(outcome: Outcome, workdir: Path) -> dict[str, str]:
+    """What a run needs in its environment to find its declaration and log through Prefect:
+    the declaration's path (relative to `workdir`, the runs' working directory, when it lies
+    inside it), and radar's own loggers in the run's log. Secrets are not here: they belong to
+    the worker's environment."""
+    source = outcome.source
+    assert source is not None, "a deployed outcome is declared in a file"
+    try:
+        path = str(source.relative_to(workdir.resolve()))
+    except ValueError:
+        path = str(source)
+    return {ENV_VAR: path, "PREFECT_LOGGING_EXTRA_LOGGERS": "radar"}
+
+
+def deployment_spec(
+    outcome: Outcome, *, pool: str = DEFAULT_POOL, workdir: Path | None = None
+) -> dict[str, Any]:
+    """The deployment as `prefect.yaml` states it. Texts read from `${NAME}` stay `${NAME}`."""
+    work_pool: dict[str, Any] = {"name": pool}
+    if workdir is not None and outcome.source is not None:
+        work_pool["job_variables"] = {"env": job_env(outcome, workdir)}
     spec: dict[str, Any] = {
         "name": outcome.outcome,
-        "description": outcome.title,
+        "description": outcome.as_written(("title",), outcome.title),
         "entrypoint": entrypoint(outcome),
         "tags": [f"outcome:{outcome.outcome}", f"cadence:{outcome.cadence.value}"],
-        "work_pool": {"name": pool},
+        "work_pool": work_pool,
         "schedules": [
             {
                 "cron": cron_of(outcome),
@@ -39,7 +59,7 @@ def deployment_spec(outcome: Outcome, *, pool: str = DEFAULT_POOL) -> dict[str, 
             }
         ],
     }
-    if outcome.review is not None:
+    if outcome.review is not None and outcome.review.after_event is not None:
         spec["triggers"] = [trigger_spec(outcome)]
     return spec
 
@@ -48,9 +68,10 @@ def trigger_spec(outcome: Outcome) -> dict[str, Any]:
     """`campaign.ended` for `radar.outcome.<id>` starts a review after the attribution delay.
 
     Each parameter is one template expression, so it keeps its JSON type; `default(none)` lets
-    an event without a period or campaign through (the flow then reviews the current period).
+    an event without a period or campaign through (the flow then reviews the period holding the
+    event's time, `event_time`).
     """
-    assert outcome.review is not None
+    assert outcome.review is not None and outcome.review.after_event is not None
     return {
         "type": "event",
         "name": f"{outcome.outcome}-review-after-{outcome.review.after_event}",
@@ -61,19 +82,15 @@ def trigger_spec(outcome: Outcome) -> dict[str, Any]:
         "parameters": {
             "period": "{{ event.payload.period | default(none) }}",
             "campaign": "{{ event.payload.campaign | default(none) }}",
+            "event_time": "{{ event.occurred }}",
             "review": True,
         },
     }
 
 
-def iso_duration(span: timedelta) -> str:
-    """P14D, PT10S: how the declaration and prefect.yaml write durations."""
-    from pydantic import TypeAdapter
-
-    return str(TypeAdapter(timedelta).dump_python(span, mode="json"))
-
-
-def prefect_yaml(outcomes: list[Outcome], *, pool: str = DEFAULT_POOL) -> str:
+def prefect_yaml(
+    outcomes: list[Outcome], *, pool: str = DEFAULT_POOL, workdir: Path | None = None
+) -> str:
     """The `prefect.yaml` for `outcomes` (no `pull:` step: `prefect deploy` records the
     directory it runs in, where `flows/` is found)."""
     import io
@@ -85,7 +102,7 @@ def prefect_yaml(outcomes: list[Outcome], *, pool: str = DEFAULT_POOL) -> str:
         "prefect-version": version("prefect"),
         "build": None,
         "push": None,
-        "deployments": [deployment_spec(o, pool=pool) for o in outcomes],
+        "deployments": [deployment_spec(o, pool=pool, workdir=workdir) for o in outcomes],
     }
     out = io.StringIO()
     out.write(
@@ -104,12 +121,14 @@ def deploy(outcome: Outcome, *, pool: str = DEFAULT_POOL, workdir: Path) -> str:
     from prefect.events import DeploymentEventTrigger
     from prefect.schedules import Cron
 
-    spec = deployment_spec(outcome, pool=pool)
+    from cycles.deployed import register
+
+    spec = deployment_spec(outcome, pool=pool, workdir=workdir)
     triggers: list[Any] = [DeploymentEventTrigger(**t) for t in spec.get("triggers", [])]
     schedules = [
         Cron(s["cron"], timezone=s["timezone"], active=s["active"]) for s in spec["schedules"]
     ]
-    declared_in = str(outcome.base_dir)
+    register(outcome)  # the entry point finds this declaration, wherever it lives
     flow = Flow.from_source(source=str(workdir), entrypoint=spec["entrypoint"])
     with contextlib.redirect_stdout(io.StringIO()):  # Prefect prints its own summary table
         deployment_id = flow.deploy(  # type: ignore[union-attr]  # sync: not a coroutine
@@ -119,7 +138,7 @@ def deploy(outcome: Outcome, *, pool: str = DEFAULT_POOL, workdir: Path) -> str:
             tags=spec["tags"],
             schedules=schedules,
             triggers=triggers,
-            job_variables={"env": {"RADAR_FLOWS": declared_in}},
+            job_variables=spec["work_pool"].get("job_variables"),
             print_next_steps=False,
             ignore_warnings=True,
         )

@@ -7,16 +7,24 @@ stage to the history in one transaction, so a crash never leaves half a stage be
 
 from __future__ import annotations
 
+import io
+import logging
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import (
+    AbstractContextManager,
+    contextmanager,
+    nullcontext,
+    redirect_stderr,
+    redirect_stdout,
+)
 from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from connectors.base import Checks, Connector, DataError, Measurement, SchemaError, Window
 from connectors.registry import action_class, connector_class
-from cycles import drivers, stages
+from cycles import clock, drivers, stages
 from cycles.declaration.model import Outcome
 from cycles.errors import ActionError, DeclarationError, UsageError, error_text
 from cycles.periods import Period
@@ -24,6 +32,7 @@ from cycles.policy import Decision
 from cycles.record import CheckSummary, CycleRecord
 from cycles.score import score
 from cycles.signoff import SignOff, apply_sign_off, needs_sign_off
+from cycles.turn import VOID
 from cycles.values import ActionRun, ApproachRef, Stage, StageRun
 
 if TYPE_CHECKING:
@@ -36,10 +45,8 @@ CLOSING = (Stage.assessment, Stage.review)
 
 
 def today_in(outcome: Outcome) -> date:
-    """Today's date in the outcome's timezone."""
-    from zoneinfo import ZoneInfo
-
-    return datetime.now(ZoneInfo(outcome.timezone)).date()
+    """Today's date in the outcome's timezone (radar's clock)."""
+    return clock.today_in(outcome.timezone)
 
 
 def parse_period(outcome: Outcome, text: str | None, today: date | None = None) -> Period:
@@ -64,24 +71,36 @@ class Cycle:
         review: bool = False,
         dry_run: bool = False,
         today: date | None = None,
+        repeat_review: bool = True,
+        reason: str = "",
     ) -> None:
         self.outcome = outcome
         self.period = period
         self.store = store
         self.review_requested = review
+        # a review asked for again re-assesses (radar run --review); a deployment's review run
+        # (an event, a deadline) finds the review done and leaves it
+        self.repeat_review = repeat_review
         self.dry_run = dry_run or store is None
         self.today = today or today_in(outcome)
-        self.history: list[CycleRecord] = []
+        self.history: list[CycleRecord] = []  # cycles before this one, void ones left out
+        self.later: list[CycleRecord] = []  # cycles after this one (opened meanwhile)
+        self.void_periods: set[str] = set()
         self.record = self._blank()
         self._connectors: dict[str, Connector] = {}
         self._measured: dict[str, Measurement] = {}
         self.signed: SignOff | None = None  # the answer to a sign-off this run asked for
+        self.review_reason = reason  # why the review runs now (a deadline), first of its reasons
 
     def reload(self) -> None:
         """Read this cycle and the ones before it from the history (under the run lock)."""
         outcome, period = self.outcome.outcome, str(self.period)
         if self.store is not None:
-            self.history = self.store.cycles_before(outcome, period)
+            known = self.store.cycles(outcome, light=True)
+            self.void_periods = {c.period for c in known if c.status == VOID}
+            kept = [c for c in known if c.status != VOID]
+            self.history = [c for c in kept if c.period < period]
+            self.later = [c for c in kept if c.period > period]
             self.record = self.store.get_cycle(outcome, period) or self._blank()
         record = self.record
         record.stages = []
@@ -105,8 +124,19 @@ class Cycle:
     def due(self) -> list[Stage]:
         """The stages this run should execute, in order."""
         done = set(self.record.completed_stages)
+        if self.record.status == VOID:
+            if self.dry_run:
+                return []
+            reason = (self.record.extra.get("void") or {}).get("reason", "")
+            raise UsageError(
+                f"{self.outcome.outcome}/{self.period} is void ({reason}): it is kept as it was "
+                "and never run again"
+            )
         if Stage.review in done and self.review_requested:
-            self._refuse_rewriting_history()
+            if not self.repeat_review:
+                return []
+            if not self.dry_run:  # a dry run records nothing, so it rewrites nothing
+                self._refuse_rewriting_history()
             return list(CLOSING)  # a review asked for again re-assesses with today's data
         due = [s for s in OPENING if s not in done]
         if self.ended or self.review_requested:
@@ -114,15 +144,11 @@ class Cycle:
         return due
 
     def _refuse_rewriting_history(self) -> None:
-        if self.store is None:
-            return
-        later = [
-            c.period for c in self.store.cycles(self.outcome.outcome) if c.period > str(self.period)
-        ]
-        if later:
+        if self.later:
             raise UsageError(
-                f"--review: {self.period} was already reviewed and the cycle of {later[0]} "
-                "builds on that review; re-reviewing it would rewrite history"
+                f"--review: {self.period} was already reviewed and the cycle of "
+                f"{self.later[0].period} builds on that review; re-reviewing it would rewrite "
+                "history (--dry-run shows what it would decide)"
             )
 
     # -- running ----------------------------------------------------------------------------
@@ -211,20 +237,21 @@ class Cycle:
             spec = self.outcome.metrics[metric]
             checks = Checks(metric, self.outcome.checks.get(metric, []))
             try:
-                self._measured[metric] = self.connector(spec.connector).measure(
-                    spec, self.window, checks
-                )
+                measured = self.connector(spec.connector).measure(spec, self.window, checks)
             except SchemaError as exc:
                 raise locate_schema_error(self.outcome, metric, exc) from None
             except DataError as exc:
                 raise DataError(f"metric {metric!r}: {exc}") from exc
+            if self.void_periods:  # a void cycle's period counts in no baseline or signal
+                void = self.void_periods - {str(self.period)}
+                measured.values = [v for v in measured.values if v.period not in void]
+            self._measured[metric] = measured
         return self._measured[metric]
 
     @cached_property
     def planned(self) -> tuple[ApproachRef, str]:
-        """This cycle's approach as the last review planned it (and why)."""
-        previous = next((c for c in reversed(self.history) if c.next_approach), None)
-        return stages.choose_approach(self.outcome, previous)
+        """This cycle's approach as the latest review planned it (and why)."""
+        return stages.choose_approach(self.outcome, self.history)
 
     @property
     def approach_start(self) -> Period:
@@ -298,10 +325,29 @@ def _deploy_action(cycle: Cycle, config: Any) -> ActionRun:
         params=dict(record.approach.params), key=key, base_dir=outcome.base_dir,
     )  # fmt: skip
     try:
-        reach = action_class(config.type)(config).run(context)
+        with captured_output(key):
+            reach = action_class(config.type)(config).run(context)
     except ActionError as exc:
         return store.finish_action(key, status="failed", error=str(exc))
     return store.finish_action(key, status="succeeded", reach=reach)
+
+
+ACTION_LOG = logging.getLogger("radar.actions")
+
+
+@contextmanager
+def captured_output(key: str) -> Iterator[None]:
+    """What an action prints goes to the `radar.actions` log (a Prefect run's log), never into
+    radar's own output, where it would corrupt `--json`."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            yield
+    finally:
+        for stream, level in ((out, logging.INFO), (err, logging.WARNING)):
+            for line in stream.getvalue().splitlines():
+                if line.strip():
+                    ACTION_LOG.log(level, "%s: %s", key, line)
 
 
 def _assessment(cycle: Cycle) -> None:
@@ -334,7 +380,11 @@ def _review(cycle: Cycle) -> None:
         decision = apply_sign_off(cycle.outcome, decision, record.approach, cycle.signed)
         record.extra["sign_off"] = cycle.signed.model_dump(mode="json")
         record.extra.pop("proposal", None)
+    decision = stages.keep_plan_in_force(decision, record, cycle.later)
+    if cycle.review_reason:
+        decision = decision.model_copy(update={"reasons": [cycle.review_reason, *decision.reasons]})
     record.status = "reviewed"
+    record.extra.pop("pending", None)
     record.decision = decision.kind
     record.reasons = list(decision.reasons)
     record.next_approach = decision.next_approach
@@ -354,7 +404,7 @@ STAGE_FUNCTIONS: dict[Stage, Callable[[Cycle], None]] = {
 
 def preflight(outcome: Outcome) -> None:
     """Before anything runs: every source answers and has the columns the declaration names."""
-    from cycles.declaration.loader import key_path
+    from cycles.declaration.errors import key_path
 
     connectors = {name: open_connector(outcome, name) for name in outcome.connectors}
     try:
@@ -384,6 +434,25 @@ def preflight(outcome: Outcome) -> None:
             connector.close()
 
 
+def check_actions(outcome: Outcome) -> None:
+    """Every action of every approach could run as declared: a Python action's callable imports,
+    a webhook's URL, an sql action's URL and driver, a file action's source (`radar validate`)."""
+    from cycles.declaration.errors import key_path
+
+    for i, approach in enumerate(outcome.approaches):
+        for j, config in enumerate(approach.actions):
+            try:
+                action_class(config.type)(config).check(outcome.base_dir)
+            except ActionError as exc:
+                loc = ("approaches", i, "actions", j)
+                raise DeclarationError(
+                    f"action {config.name!r}: {exc}",
+                    file=outcome.source,
+                    line=outcome.line_of(loc),
+                    key=key_path(loc),
+                ) from None
+
+
 def open_connector(outcome: Outcome, name: str) -> Connector:
     """An instance of the connector declared as `name`."""
     config = outcome.connectors[name]
@@ -396,7 +465,7 @@ QUERY_KEYS = {"table", "sql", "filter", "records", "params"}  # ... of a metric'
 
 def locate_schema_error(outcome: Outcome, metric: str, exc: SchemaError) -> DeclarationError:
     """Point a missing file or column at the declaration key that names it."""
-    from cycles.declaration.loader import key_path
+    from cycles.declaration.errors import key_path
 
     spec = outcome.metrics[metric]
     loc: tuple[str | int, ...]
@@ -425,18 +494,27 @@ def run_cycle(
     runner: Callable[[Cycle, Stage], Any] | None = None,
     sign_off: AskSignOff | None = None,
     campaign: str | None = None,
+    repeat_review: bool = True,
+    reason: str = "",
+    lock_wait: float = 0,
 ) -> CycleRecord:
     """Advance `outcome`'s cycle for `period` through every stage that is due.
 
     `runner(cycle, stage)` runs one stage; the Prefect flow passes one that wraps it in a task.
     `sign_off(cycle, proposal)` asks a person about a decision `policy.sign_off` names and
-    returns the answer (None: no answer yet, the cycle waits).
+    returns the answer (None: no answer yet, the cycle waits). `repeat_review=False` leaves a
+    reviewed period as it is (a deployment's review run); `reason` leads the review's reasons.
+    `lock_wait` is how long to wait for another run of the same period to end (0: fail at once).
+    A period after the current one is refused unless this is a dry run.
     """
     if not isinstance(period, Period):
         period = parse_period(outcome, period, today)
-    cycle = Cycle(outcome, period, store=store, review=review, dry_run=dry_run, today=today)
+    cycle = Cycle(outcome, period, store=store, review=review, dry_run=dry_run, today=today,
+                  repeat_review=repeat_review, reason=reason)  # fmt: skip
+    if not cycle.dry_run:
+        refuse_future(outcome, period, cycle.today)
     try:
-        with _exclusive(cycle):
+        with _exclusive(cycle, lock_wait):
             cycle.reload()
             if campaign:
                 cycle.record.extra["campaign"] = campaign
@@ -449,11 +527,22 @@ def run_cycle(
     return cycle.record
 
 
-def _exclusive(cycle: Cycle) -> AbstractContextManager[None]:
+def refuse_future(outcome: Outcome, period: Period, today: date) -> None:
+    """A period after the current one has not begun: nothing may be recorded or executed."""
+    current = Period.containing(today, outcome.cadence)
+    if period > current:
+        raise UsageError(
+            f"--period {period} has not begun: the current period of {outcome.outcome} is "
+            f"{current} ({today} in {outcome.timezone}); nothing was recorded and no action ran "
+            "(--dry-run shows what it would do)"
+        )
+
+
+def _exclusive(cycle: Cycle, wait: float = 0) -> AbstractContextManager[None]:
     """The run lock of the cycle's outcome and period (none for dry runs: they write nothing)."""
     if cycle.store is None or cycle.dry_run:
         return nullcontext()
-    return cycle.store.lock(cycle.outcome.outcome, cycle.record.period)
+    return cycle.store.lock(cycle.outcome.outcome, cycle.record.period, wait=wait)
 
 
-__all__ = ["Cycle", "parse_period", "run_cycle"]
+__all__ = ["Cycle", "parse_period", "refuse_future", "run_cycle"]

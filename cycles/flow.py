@@ -19,7 +19,6 @@ from cycles.artifacts import artifact_key, recent_table, review_markdown
 from cycles.declaration.model import Outcome
 from cycles.engine import Cycle, parse_period, run_cycle
 from cycles.record import CycleRecord
-from cycles.schedule import period_for
 from cycles.secrets import redact
 from cycles.values import Stage
 
@@ -57,17 +56,22 @@ def _store(url: str) -> Any:
     return Store(url)
 
 
+LOCK_WAIT = 600.0  # seconds a deployment run waits for another run of the same period to end
+
+
 def build_flow(outcome: Outcome) -> Flow[..., str]:
-    """The Prefect flow that advances `outcome`'s cycle; runs are named `<outcome>/<period>`."""
-    tasks = stage_tasks()
+    """The Prefect flow that advances `outcome`'s cycle; runs are named `<outcome>/<period>`.
+
+    A run with neither `period` nor `review` is the tick of the period holding its scheduled
+    start (`cycles.turn`): the reviews that are due run first, each as a subflow run named
+    after its period (`review_flow`), then the period opens in the run itself.
+    """
+    review_flow = build_review_flow(outcome)
 
     def run_name() -> str:
         from prefect.runtime import flow_run
 
-        params = flow_run.parameters
-        return (
-            f"{outcome.outcome}/{which_period(outcome, params.get('period'), params.get('review'))}"
-        )
+        return f"{outcome.outcome}/{which_period(outcome, flow_run.parameters)}"
 
     @flow(
         name=outcome.outcome,
@@ -81,24 +85,26 @@ def build_flow(outcome: Outcome) -> Flow[..., str]:
         review: bool = False,
         dry_run: bool = False,
         campaign: str | None = None,
+        event_time: str | None = None,
+        deadline: bool = False,
     ) -> str:
-        """Advance the cycle; without a period, the one that just ended (or, for a review, the
-        current one) as of the run's scheduled start."""
-        from cycles.flow_signoff import ask_sign_off
-
+        """Without `period` and `review`: the tick of the period holding the run's scheduled
+        start (review what is due, open the period). Otherwise that period's cycle; a review
+        without a period is for the period holding `event_time` (the event that asked for it),
+        else the scheduled start. `deadline`: no event came in time, review anyway."""
         wait_for_scheduled_start()
-        record = run_cycle(
-            outcome,
-            which_period(outcome, period, review),
-            store=history(),
-            review=review,
-            dry_run=dry_run,
-            runner=lambda cycle, stage: tasks[stage](cycle, stage),
-            sign_off=ask_sign_off,
-            campaign=campaign,
-        )
-        if not dry_run:
-            publish(record)
+        if period is None and not review:
+            record = tick(outcome, review_flow, dry_run=dry_run)
+        else:
+            record = advance(
+                outcome,
+                which_period(outcome, {"period": period, "review": review,
+                                       "event_time": event_time}),
+                review=review,
+                dry_run=dry_run,
+                campaign=campaign,
+                deadline=deadline,
+            )  # fmt: skip
         # JSON text: Prefect walks a returned dict or model looking for futures, which
         # costs more than the whole review
         return record.model_dump_json()
@@ -106,7 +112,164 @@ def build_flow(outcome: Outcome) -> Flow[..., str]:
     return cycle_flow
 
 
+def build_review_flow(outcome: Outcome) -> Flow[..., str]:
+    """The subflow a tick runs for each due review: a flow run named `<outcome>/<period>`
+    holding that period's remaining stages (Assessment and Review)."""
+
+    @flow(
+        name=outcome.outcome,
+        flow_run_name=outcome.outcome + "/{period}",
+        description=outcome.title,
+        persist_result=False,
+        log_prints=False,
+    )
+    def review_flow(period: str, deadline: bool = False) -> str:
+        record = advance(outcome, period, review=True, deadline=deadline, in_tick=True)
+        return record.model_dump_json()
+
+    return review_flow
+
+
+def advance(
+    outcome: Outcome,
+    period: str,
+    *,
+    review: bool = False,
+    dry_run: bool = False,
+    campaign: str | None = None,
+    deadline: bool = False,
+    in_tick: bool = False,
+) -> CycleRecord:
+    """One period's due stages as tasks of the current flow run; publish and log the result.
+
+    A deployment's run (a schedule, an event, a deadline, the UI) waits for another run of the
+    same period and never re-reviews a reviewed period: a repeated or late trigger changes
+    nothing. Runs started in-process (`radar run --prefect`) behave as `radar run`.
+    """
+    from cycles.flow_signoff import ask_sign_off, defer_sign_off
+    from cycles.turn import deadline_reason
+
+    tasks = stage_tasks()
+    deployed = in_tick or from_deployment()
+    the_period = parse_period(outcome, period)
+    record = run_cycle(
+        outcome,
+        the_period,
+        store=history(),
+        review=review,
+        dry_run=dry_run,
+        runner=lambda cycle, stage: tasks[stage](cycle, stage),
+        sign_off=defer_sign_off if in_tick else ask_sign_off,
+        campaign=campaign,
+        repeat_review=not deployed,
+        reason=deadline_reason(outcome, the_period) if deadline else "",
+        lock_wait=LOCK_WAIT if deployed else 0,
+    )
+    log_cycle(record)
+    if not dry_run and record.stages:
+        publish(record)
+    return record
+
+
+def tick(outcome: Outcome, review_flow: Flow[..., str], *, dry_run: bool = False) -> CycleRecord:
+    """One PDCA turn for the slot of this run: due reviews (subflows), then open the period."""
+    from prefect.logging import get_run_logger
+    from prefect.runtime import flow_run
+
+    from cycles import clock
+    from cycles.turn import plan
+
+    slot = clock.from_prefect(flow_run.scheduled_start_time)
+    turn = plan(outcome, history().cycles(outcome.outcome, light=True), slot, clock.now())
+    logger = get_run_logger()
+    for due in turn.closing:
+        review_flow(period=str(due.period), deadline=due.deadline)
+    for waiting in turn.waiting:
+        scheduled = None if dry_run else schedule_review(outcome, waiting)
+        if not dry_run:
+            mark_pending(outcome, waiting)
+        logger.info(
+            f"review of {waiting.period} is not due yet: "
+            + (f"a run is scheduled for {waiting.due_at:%Y-%m-%d %H:%M} UTC"
+               if scheduled else "no deployment to schedule it on")
+            + (f" (the deadline; {outcome.review.after_event} reviews it before)"
+               if waiting.deadline and outcome.review else "")
+        )  # fmt: skip
+    return advance(outcome, str(turn.opening), dry_run=dry_run)
+
+
+def mark_pending(outcome: Outcome, review: Any) -> None:
+    """The history shows the waiting review as pending, with why and until when."""
+    from cycles.turn import local_time, pending_text
+
+    cycle = history().get_cycle(outcome.outcome, str(review.period))
+    if cycle is not None:
+        why = f"{pending_text(outcome, cycle)} (by {local_time(outcome, review.due_at)})"
+        history().mark_pending(outcome.outcome, str(review.period), why)
+
+
+def schedule_review(outcome: Outcome, review: Any) -> Any:
+    """A run of this deployment when the review of `review.period` becomes due (its delay is
+    over, or its deadline came); one per period and time, however often a tick asks."""
+    from prefect.deployments import run_deployment
+    from prefect.runtime import deployment
+
+    from cycles import clock
+
+    if deployment.id is None:
+        return None
+    kind = "deadline" if review.deadline else "delay"
+    parameters: dict[str, Any] = {"period": str(review.period), "review": True}
+    if review.deadline:
+        parameters["deadline"] = True
+    return run_deployment(
+        name=str(deployment.id),
+        parameters=parameters,
+        scheduled_time=clock.to_prefect(review.due_at),
+        idempotency_key=f"radar/{outcome.outcome}/{review.period}/review-{kind}",
+        timeout=0,  # do not wait for it
+        as_subflow=False,
+        tags=[f"radar:review-{kind}"],
+    )
+
+
+def log_cycle(record: CycleRecord) -> None:
+    """The run's log says what the cycle did: the stages, the decision and its reasons."""
+    from prefect.logging import get_run_logger
+
+    from cycles.console import approach_text
+
+    logger = get_run_logger()
+    name = f"{record.outcome}/{record.period}"
+    if not record.stages:
+        done = ", ".join(s.value for s in record.completed_stages) or "none"
+        logger.info(f"{name}: nothing was due (stages done: {done})")
+        return
+    ran = ", ".join(s.value for s in record.stages)
+    if record.decision is None:
+        logger.info(redact(f"{name}: {ran}; approach {approach_text(record.approach)}; "
+                           f"{record.status}"))  # fmt: skip
+        return
+    reasons = "; ".join(record.reasons)
+    logger.info(
+        redact(
+            f"{name}: {ran}; decision {record.decision.value}: {reasons}; next approach "
+            f"{approach_text(record.next_approach)}"
+        )
+    )
+
+
 EARLIEST_START = timedelta(minutes=5)  # a run started earlier than this does not wait
+
+
+def from_deployment() -> bool:
+    """Whether the current flow run belongs to a Prefect deployment (read from its context:
+    prefect.runtime would ask the server for an in-process run)."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    run = context.flow_run if context else None
+    return run is not None and run.deployment_id is not None
 
 
 def wait_for_scheduled_start() -> None:
@@ -125,13 +288,23 @@ def wait_for_scheduled_start() -> None:
         time.sleep(early.total_seconds())
 
 
-def which_period(outcome: Outcome, period: str | None, review: bool | None) -> str:
-    """The period asked for, else the one a deployment run is for at its scheduled start."""
-    if period:
-        return period
-    from prefect.runtime import flow_run
+def which_period(outcome: Outcome, params: dict[str, Any]) -> str:
+    """The period a run is for: the one asked for; for a review without one, the period holding
+    the event that asked for it (or the scheduled start); for a tick, the period holding its
+    scheduled start."""
+    from cycles import clock
+    from cycles.turn import slot_period
 
-    return str(period_for(outcome, flow_run.scheduled_start_time, review=bool(review)))
+    if params.get("period"):
+        return str(params["period"])
+    event_time = params.get("event_time") if params.get("review") else None
+    if event_time:
+        when = datetime.fromisoformat(str(event_time).replace("Z", "+00:00"))
+    else:
+        from prefect.runtime import flow_run
+
+        when = flow_run.scheduled_start_time
+    return str(slot_period(outcome, clock.from_prefect(when)))
 
 
 def publish(record: CycleRecord) -> None:

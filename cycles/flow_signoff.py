@@ -9,7 +9,7 @@ in its process until the answer or the timeout.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run, suspend_flow_run
@@ -17,6 +17,7 @@ from prefect.input import RunInput
 from prefect.runtime import deployment, flow_run
 from pydantic import Field
 
+from cycles import clock
 from cycles.console import approach_text
 from cycles.engine import Cycle
 from cycles.policy import Decision
@@ -37,7 +38,7 @@ class SignOffForm(RunInput):
 def ask_sign_off(cycle: Cycle, proposal: Decision) -> SignOff | None:
     """Wait for a person's answer about `proposal` (or the deadline)."""
     requested = cycle.record.extra.get("sign_off_requested")
-    now = datetime.now(UTC)
+    now = clock.now()
     if requested and now >= datetime.fromisoformat(requested["deadline"]):
         return SignOff(answer=Answer.hold, by="timeout")
     timeout = cycle.outcome.policy.sign_off_timeout
@@ -69,6 +70,23 @@ def ask_sign_off(cycle: Cycle, proposal: Decision) -> SignOff | None:
     return _signed(answer)
 
 
+def defer_sign_off(cycle: Cycle, proposal: Decision) -> SignOff | None:
+    """In a tick, a review that needs a sign-off does not hold up opening the next period: it
+    gets a deployment run of its own, now, which asks (and suspends while it waits)."""
+    from prefect.deployments import run_deployment
+
+    if deployment.id is not None:
+        run_deployment(
+            name=str(deployment.id),
+            parameters={"period": cycle.record.period, "review": True},
+            idempotency_key=f"radar/{cycle.outcome.outcome}/{cycle.record.period}/sign-off",
+            timeout=0,
+            as_subflow=False,
+            tags=["radar:sign-off"],
+        )
+    return None
+
+
 def _signed(form: SignOffForm) -> SignOff:
     return SignOff(answer=form.answer, approach=form.approach, note=form.note)
 
@@ -80,7 +98,7 @@ def _schedule_deadline_run(cycle: Cycle, deadline: datetime) -> None:
     run_deployment(
         name=str(deployment.id),
         parameters={"period": cycle.record.period, "review": True},
-        scheduled_time=deadline,
+        scheduled_time=clock.to_prefect(deadline),
         timeout=0,  # do not wait for it
         as_subflow=False,
         tags=["radar:sign-off-deadline"],

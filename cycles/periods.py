@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import total_ordering
+from zoneinfo import ZoneInfo
 
 
 class Cadence(StrEnum):
@@ -87,6 +88,15 @@ class Period:
 
     def has_ended(self, today: date) -> bool:
         return today >= self.end
+
+    def starts_at(self, timezone: str) -> datetime:
+        """The period's first instant (midnight local time in `timezone`), in UTC."""
+        local = datetime.combine(self.start, time(0), tzinfo=ZoneInfo(timezone))
+        return local.astimezone(UTC)
+
+    def ends_at(self, timezone: str) -> datetime:
+        """The first instant after the period, in UTC."""
+        return (self + 1).starts_at(timezone)
 
     # -- arithmetic ---------------------------------------------------------------------------
     def __add__(self, n: int) -> Period:

@@ -1,14 +1,13 @@
-"""When deployments run: a cron per cadence, and which period a run is for."""
+"""When deployments run: a cron per cadence. Each run at the start of a period is that period's
+tick (`cycles.turn`): it reviews what ended and opens the new period."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
 from cycles.declaration.model import Outcome
-from cycles.periods import Cadence, Period
+from cycles.periods import Cadence
 
-# Shortly after each period closes (06:00 in the outcome's timezone), so late rows have landed.
+# At the start of each period (06:00 in the outcome's timezone): the tick reviews the period that
+# just ended and opens the new one, so its actions run on the first day.
 DEFAULT_CRON = {
     Cadence.weekly: "0 6 * * 1",  # Mondays
     Cadence.monthly: "0 6 1 * *",  # the 1st of each month
@@ -18,14 +17,3 @@ DEFAULT_CRON = {
 
 def cron_of(outcome: Outcome) -> str:
     return outcome.schedule.cron or DEFAULT_CRON[outcome.cadence]
-
-
-def period_for(outcome: Outcome, when: datetime, *, review: bool) -> Period:
-    """The period a deployment run started at `when` is for, when none was given.
-
-    A scheduled run reviews the period that just ended; a review asked for (a campaign ended)
-    is for the period holding `when`.
-    """
-    local = when.astimezone(ZoneInfo(outcome.timezone)).date()
-    holding = Period.containing(local, outcome.cadence)
-    return holding if review else holding - 1

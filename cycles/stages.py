@@ -17,6 +17,7 @@ from cycles.record import CycleRecord
 from cycles.secrets import MASK
 from cycles.signals import Counts, Evidence, detect
 from cycles.stats import xmr_limits
+from cycles.turn import pending_text, reviewed
 from cycles.values import ActionRun, ApproachRef, DecisionKind, Limits, PeriodValue
 
 # -- Result -----------------------------------------------------------------------------------
@@ -31,28 +32,72 @@ def standing(values: Sequence[PeriodValue], period: Period) -> float | None:
 # -- Approach ---------------------------------------------------------------------------------
 
 
-def choose_approach(outcome: Outcome, previous: CycleRecord | None) -> tuple[ApproachRef, str]:
-    """This cycle's approach: what the last review planned, else the first declared one."""
+def choose_approach(outcome: Outcome, history: Sequence[CycleRecord]) -> tuple[ApproachRef, str]:
+    """This cycle's approach (and why): the plan of the latest review before it.
+
+    `history` holds the cycles before this one, oldest first. Cycles opened after that review
+    whose own review is still pending (an event, a delay, a sign-off) do not change the plan:
+    it is carried over, and the reason says which reviews are pending. Before any review, the
+    approach the latest cycle ran with stays; before any cycle, the first declared one.
+    """
     first = outcome.approaches[0]
-    if previous is None or previous.next_approach is None:
+    last_reviewed = next((c for c in reversed(history) if c.next_approach), None)
+    pending = [
+        pending_text(outcome, c)
+        for c in history
+        if (last_reviewed is None or c.period > last_reviewed.period) and not reviewed(c)
+    ]
+    carried = f"; {'; '.join(pending)}" if pending else ""
+    if last_reviewed is None:
+        ran = next((c.approach for c in reversed(history) if c.approach), None)
+        if ran is not None and outcome.approach(ran.name) is not None:
+            return _declared(outcome, ran), f"the approach in force, carried over{carried}"
         return ApproachRef(name=first.name, params=dict(first.params)), (
-            f"first cycle of {outcome.outcome}: the first declared approach, {first.name}"
+            f"first cycle of {outcome.outcome}: the first declared approach, {first.name}" + carried
         )
-    planned = previous.next_approach
-    spec = outcome.approach(planned.name)
-    if spec is None:
+    planned = last_reviewed.next_approach
+    assert planned is not None
+    if outcome.approach(planned.name) is None:
         return ApproachRef(name=first.name, params=dict(first.params)), (
-            f"{planned.name} (planned by the {previous.period} review) is no longer declared; "
-            f"using {first.name}"
+            f"{planned.name} (planned by the {last_reviewed.period} review) is no longer "
+            f"declared; using {first.name}{carried}"
         )
-    # parameters the review planned win; parameters declared since then join with their value,
-    # and so do secrets (the history keeps them as ***)
-    params = {
-        **spec.params,
-        **{k: v for k, v in planned.params.items() if k in spec.params and v != MASK},
-    }
-    return ApproachRef(name=spec.name, params=params), (
-        f"planned by the {previous.period} review ({previous.decision})"
+    return _declared(outcome, planned), (
+        f"planned by the {last_reviewed.period} review ({last_reviewed.decision}){carried}"
+    )
+
+
+def _declared(outcome: Outcome, ref: ApproachRef) -> ApproachRef:
+    """`ref` with its declared parameters: the ones it carries win; parameters declared since
+    join with their value, and so do secrets (the history keeps them as ***)."""
+    spec = outcome.approach(ref.name)
+    assert spec is not None
+    carried = {k: v for k, v in ref.params.items() if k in spec.params and v != MASK}
+    params = {**spec.params, **carried}
+    return ApproachRef(name=spec.name, params=params)
+
+
+def keep_plan_in_force(
+    decision: Decision, record: CycleRecord, later: Sequence[CycleRecord]
+) -> Decision:
+    """A review that lands after later periods opened never undoes what they run.
+
+    When a later cycle already runs another approach than the reviewed one (an earlier review
+    changed it while this review was pending), this review judges its own period but plans
+    that approach on, with the reason, so the plan does not flip back.
+    """
+    newer = next((c for c in reversed(later) if c.approach is not None), None)
+    if newer is None or newer.approach is None or newer.approach == record.approach:
+        return decision
+    if decision.next_approach == newer.approach:
+        return decision
+    shown = record.approach.name if record.approach else "this approach"
+    why = (
+        f"{newer.approach.name} already runs in {newer.period}, planned while this review was "
+        f"pending: it stays planned (this review judged {shown} in {record.period})"
+    )
+    return decision.model_copy(
+        update={"next_approach": newer.approach, "reasons": [*decision.reasons, why]}
     )
 
 

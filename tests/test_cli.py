@@ -41,6 +41,7 @@ def test_demo_through_prefect_in_an_empty_directory(tmp_path: Path) -> None:
     proc = radar("demo", cwd=tmp_path, env={"PREFECT_HOME": str(tmp_path / "prefect-home")})
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no Prefect log lines, no server chatter
+    assert "(new: no .radar/ at or above" in proc.stdout  # the demo says it started a history
     lines = [
         line for line in proc.stdout.splitlines() if line[:7].count("-") == 1 and line[:4].isdigit()
     ]
@@ -82,9 +83,19 @@ def test_debug_shows_the_traceback(workdir: Path) -> None:
 
 
 def test_history_of_an_unknown_outcome(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["history", "nothing-here"]) == 0
+    assert main(["history", "referals"]) == 2  # the bundled outcome is declared, not this one
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown outcome 'referals'" in err
+    assert "did you mean 'referrals'?" in err
+    assert not (workdir / ".radar").exists(), "reading history created one"
+
+
+def test_history_of_a_declared_outcome_without_cycles(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["history", "referrals"]) == 0
     assert "no cycles recorded" in capsys.readouterr().out
-    assert main(["history", "nothing-here", "--json"]) == 0
+    assert main(["history", "referrals", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
 
 
@@ -171,7 +182,8 @@ def test_json_is_strict_when_data_holds_infinite_values(
     assert main(["run", str(decl), "--period", "2025-09", "--json"]) == 0
     out, err = capsys.readouterr()
     record = strict(out)
-    assert err == "" and isinstance(record, dict)
+    assert err.startswith("radar: started a new history in") and err.count("\n") == 1
+    assert isinstance(record, dict)
     assert record["decision"] == "hold" and record["checks"]["failed"] >= 1
     assert any("are not finite numbers" in reason for reason in record["reasons"])
     assert main(["history", "refer", "--json"]) == 0

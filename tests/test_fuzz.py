@@ -103,13 +103,19 @@ def strict_json(text: str) -> Any:
     return json.loads(text, parse_constant=refuse)
 
 
+def is_new_history_notice(line: str) -> bool:
+    return line.startswith("radar: started a new history in ")
+
+
 def ended_cleanly(label: str, ran: Ran) -> list[str]:
     """What is wrong with how one command ended (nothing: [])."""
     problems = [f"warning on stderr: {w}" for w in ran.warned]
     if "Traceback" in ran.err:
         problems.append(f"{label}: a traceback on stderr: {ran.err[-600:]}")
     if ran.code == 0:
-        return problems + ([f"{label}: exit 0 but stderr says {ran.err!r}"] if ran.err else [])
+        # the one thing a success may say on stderr: that it started a new history
+        said = [line for line in ran.err.splitlines() if not is_new_history_notice(line)]
+        return problems + ([f"{label}: exit 0 but stderr says {ran.err!r}"] if said else [])
     lines = ran.err.splitlines()
     first = lines[0] if lines else ""
     if ran.code not in (1, 2):

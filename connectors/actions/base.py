@@ -57,6 +57,11 @@ class Action(ABC):
     def run(self, context: ActionContext) -> float | None:
         """Do it once. Raise ActionError (one clear line) on failure."""
 
+    def check(self, base_dir: Path) -> None:
+        """Check the settings without running anything (`radar validate`): ActionError, with
+        one line, when the action could not run as declared. Nothing to check by default."""
+        return None
+
     def rendered(self, context: ActionContext) -> dict[str, Any]:
         """The config with `{params.X}`, `{period}`, `{outcome}` filled in."""
         from cycles.declaration.model import render

@@ -25,6 +25,13 @@ class FileAction(Action):
     Config = FileConfig
     config: FileConfig
 
+    def check(self, base_dir: Path) -> None:
+        source = self.config.source
+        if source and "{" not in source:
+            path = Path(source) if Path(source).is_absolute() else base_dir / source
+            if not path.is_file():
+                raise ActionError(f"source: file not found: {path}")
+
     def run(self, context: ActionContext) -> float | None:
         spec = self.rendered(context)
         target = Path(spec["path"]).expanduser()

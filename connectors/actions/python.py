@@ -28,6 +28,9 @@ class PythonAction(Action):
     Config = PythonConfig
     config: PythonConfig
 
+    def check(self, base_dir: Path) -> None:
+        _resolve_in(self.config.callable, base_dir)  # imports the module, as a run would
+
     def run(self, context: ActionContext) -> float | None:
         target = _resolve(self.config.callable, context)
         kwargs = self.rendered(context)["kwargs"]
@@ -41,10 +44,14 @@ class PythonAction(Action):
 
 
 def _resolve(dotted: str, context: ActionContext) -> Any:
+    return _resolve_in(dotted, context.base_dir)
+
+
+def _resolve_in(dotted: str, base_dir: Path) -> Any:
     """The callable at `module:attr` (or `module.attr`); a module beside the declaration wins."""
     module_name, _, attr = dotted.partition(":") if ":" in dotted else dotted.rpartition(".")
     try:
-        obj: Any = _module(module_name, context.base_dir)
+        obj: Any = _module(module_name, base_dir)
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError, SyntaxError) as exc:

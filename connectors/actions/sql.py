@@ -47,6 +47,17 @@ class SqlAction(Action):
     Config = SqlConfig
     config: SqlConfig
 
+    def check(self, base_dir: Path) -> None:
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            url = _resolve(self.config.url.get_secret_value(), base_dir)
+            url.get_dialect()  # the driver is installed
+        except (ArgumentError, ValueError):
+            raise ActionError("url is not a valid SQLAlchemy URL") from None
+        except (NoSuchModuleError, ImportError) as exc:
+            raise ActionError(f"url: no driver for it here ({type(exc).__name__})") from None
+
     def run(self, context: ActionContext) -> float | None:
         from sqlalchemy import create_engine, text
         from sqlalchemy.exc import ArgumentError, SQLAlchemyError

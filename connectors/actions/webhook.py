@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -24,6 +26,8 @@ from pydantic import Field, SecretStr, field_validator
 from connectors.actions.base import Action, ActionConfig, ActionContext
 from cycles.errors import ActionError
 from cycles.secrets import redact
+
+_PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_.]*\}")
 
 
 class WebhookConfig(ActionConfig):
@@ -54,6 +58,17 @@ class WebhookAction(Action):
     type = "webhook"
     Config = WebhookConfig
     config: WebhookConfig
+
+    def check(self, base_dir: Path) -> None:
+        import httpx
+
+        url = _PLACEHOLDER.sub("x", self.config.url)  # filled in per cycle
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise ActionError(f"url is not a valid URL: {redact(str(exc))}") from None
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ActionError("url needs http:// or https:// and a host")
 
     def run(self, context: ActionContext) -> float | None:
         import httpx

@@ -9,6 +9,14 @@ from pydantic_core import PydanticCustomError
 Loc = tuple[str | int, ...]
 
 
+def key_path(loc: Loc) -> str:
+    """("approaches", 0, "params") -> "approaches[0].params"."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 def located(loc: Loc, message: str) -> PydanticCustomError:
     """A validation error for the key path `loc`, relative to where the validator sits."""
     return PydanticCustomError("radar", "{message}", {"message": message, "radar_loc": loc})

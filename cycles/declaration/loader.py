@@ -9,13 +9,15 @@ import os
 import re
 import sys
 import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from cycles import secrets
-from cycles.declaration.errors import Loc, ranked_errors
+from cycles.declaration.errors import Loc, key_path, ranked_errors
 from cycles.declaration.model import Outcome
 from cycles.errors import DeclarationError
 
@@ -23,16 +25,12 @@ YAML_SUFFIXES = (".yaml", ".yml")
 _ENV = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def key_path(loc: Loc) -> str:
-    """("approaches", 0, "params") -> "approaches[0].params"."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+def load(path: Path | str, *, env: str = "require") -> Outcome:
+    """Load the one outcome declared in a YAML or Python file.
 
-
-def load(path: Path | str) -> Outcome:
-    """Load the one outcome declared in a YAML or Python file."""
+    `env="keep"` (for `radar deploy`, whose secrets live where the worker runs) leaves a `${NAME}`
+    that is not set as it is written, where a plain string allows it.
+    """
     path = Path(path)
     if not path.is_file():
         raise DeclarationError(f"no such declaration file: {path}")
@@ -44,22 +42,23 @@ def load(path: Path | str) -> Outcome:
                 file=path,
             )
         return outcomes[0]
-    return load_yaml(path)
+    return load_yaml(path, env=env)
 
 
 # -- YAML -------------------------------------------------------------------------------------
-def load_yaml(path: Path) -> Outcome:
+def load_yaml(path: Path, *, env: str = "require") -> Outcome:
     data, lines = read_yaml(path)
     if not isinstance(data, dict):
         raise DeclarationError(
             "a declaration is a mapping of keys (outcome:, title:, ...)", file=path, line=1
         )
-    data = _substitute_env(data, (), path, lines)
+    templates: dict[Loc, str] = {}
+    data = _substitute_env(data, (), _Env(path, lines, keep=env == "keep", templates=templates))
     try:
         outcome = Outcome.model_validate(data)
     except ValidationError as exc:
-        raise _located_error(exc, path, lines) from None
-    return outcome.with_source(path, lines)
+        raise _located_error(exc, path, lines, templates if env == "keep" else None) from None
+    return outcome.with_source(path, lines, templates)
 
 
 def read_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
@@ -133,26 +132,40 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
     return node
 
 
-def _substitute_env(node: Any, loc: Loc, path: Path, lines: dict[Loc, int]) -> Any:
+@dataclass
+class _Env:
+    """How `${NAME}` is filled in while one file loads; `templates` keeps each key's text as
+    written, so what is shown outside (a deployment's description) can show `${NAME}`."""
+
+    path: Path
+    lines: dict[Loc, int]
+    keep: bool  # leave a variable that is not set as `${NAME}` instead of failing
+    templates: dict[Loc, str]
+
+
+def _substitute_env(node: Any, loc: Loc, env: _Env) -> Any:
     if isinstance(node, dict):
-        return {k: _substitute_env(v, (*loc, k), path, lines) for k, v in node.items()}
+        return {k: _substitute_env(v, (*loc, k), env) for k, v in node.items()}
     if isinstance(node, list):
-        return [_substitute_env(v, (*loc, i), path, lines) for i, v in enumerate(node)]
+        return [_substitute_env(v, (*loc, i), env) for i, v in enumerate(node)]
     if isinstance(node, str) and "${" in node:
-        return _expand(node, loc, path, lines)
+        env.templates[loc] = node
+        return _expand(node, loc, env)
     return node
 
 
-def _expand(text: str, loc: Loc, path: Path, lines: dict[Loc, int]) -> str:
+def _expand(text: str, loc: Loc, env: _Env) -> str:
     def value(match: re.Match[str]) -> str:
         if match.group(1):  # $${NAME} is a literal ${NAME}
             return "${" + match.group(2) + "}"
         name = match.group(2)
         if name not in os.environ:
+            if env.keep:
+                return match.group(0)
             raise DeclarationError(
                 f"environment variable {name} is not set",
-                file=path,
-                line=_line(lines, loc),
+                file=env.path,
+                line=_line(env.lines, loc),
                 key=key_path(loc),
             )
         found = os.environ[name]
@@ -181,15 +194,37 @@ def _line(lines: dict[Loc, int], loc: Loc) -> int | None:
     return None
 
 
-def _located_error(exc: ValidationError, path: Path, lines: dict[Loc, int]) -> DeclarationError:
+def _located_error(
+    exc: ValidationError,
+    path: Path,
+    lines: dict[Loc, int],
+    unset: dict[Loc, str] | None = None,
+) -> DeclarationError:
     errors = ranked_errors(exc)
     # what is written before what is missing, then in file order: fixing top to bottom works
     errors.sort(key=lambda e: (e[2], _line(lines, e[0]) or 0))
     loc, message, _ = errors[0]
+    names = _unset_names(unset.get(loc, "")) if unset else []
+    if names:  # a value left as `${NAME}` because it is not set here: say so, not the symptom
+        message = (
+            f"{', '.join('${' + n + '}' for n in names)} must be set to check this key "
+            f"(it is not a plain string): {message}"
+        )
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return DeclarationError(
         secrets.redact(message) + more, file=path, line=_line(lines, loc), key=key_path(loc) or None
     )
+
+
+def _unset_names(template: str) -> list[str]:
+    return [m.group(2) for m in _ENV.finditer(template) if not m.group(1)
+            and m.group(2) not in os.environ]  # fmt: skip
+
+
+def env_names(outcome: Outcome) -> list[str]:
+    """The `${NAME}` variables the declaration reads, sorted."""
+    return sorted({m.group(2) for text in outcome.templates.values()
+                   for m in _ENV.finditer(text) if not m.group(1)})  # fmt: skip
 
 
 # -- Python -----------------------------------------------------------------------------------
@@ -237,8 +272,12 @@ def bundled_flows() -> Path:
 
 
 def search_dirs() -> list[Path]:
+    """Where declared outcomes are looked up by name, each directory once."""
     dirs = [Path(p) for p in os.environ.get("RADAR_FLOWS", "").split(os.pathsep) if p]
-    return [*dirs, Path.cwd() / "flows", Path.cwd(), bundled_flows()]
+    seen: dict[Path, Path] = {}
+    for directory in [*dirs, Path.cwd() / "flows", Path.cwd(), bundled_flows()]:
+        seen.setdefault(directory.resolve(), directory)
+    return list(seen.values())
 
 
 def declaration_files(directory: Path) -> list[Path]:
@@ -272,30 +311,64 @@ def _declared_id(path: Path) -> str | None:
     return match.group(1) if match else None
 
 
-def find(name_or_path: str) -> Outcome:
-    """Load a declaration given as a file path or as a declared outcome's name."""
+def find(name_or_path: str, *, env: str = "require") -> Outcome:
+    """Load a declaration given as a file path or as a declared outcome's name.
+
+    By name: a YAML file whose `outcome:` is the name, or a Python file named after it (or in a
+    directory named after it). No other Python file is imported to look inside.
+    """
     candidate = Path(name_or_path)
     if candidate.suffix in (*YAML_SUFFIXES, ".py") or os.sep in name_or_path:
-        return load(candidate)
-    for directory in search_dirs():
-        if not directory.is_dir():
-            continue
-        for path in (
-            declaration_files(directory) if directory != Path.cwd() else _shallow(directory)
-        ):
-            if path.suffix in YAML_SUFFIXES and _declared_id(path) == name_or_path:
-                return load_yaml(path)
-            if path.suffix == ".py" and name_or_path in _text(path):
-                for outcome in load_python(path):
-                    if outcome.outcome == name_or_path:
-                        return outcome
+        return load(candidate, env=env)
+    for path in _candidates():
+        if path.suffix in YAML_SUFFIXES and _declared_id(path) == name_or_path:
+            return load_yaml(path, env=env)
+        if path.suffix == ".py" and name_or_path in (path.stem, path.parent.name):
+            for outcome in load_python(path):
+                if outcome.outcome == name_or_path:
+                    return outcome
+    looked = ", ".join(str(d) for d in search_dirs() if d.is_dir())
     raise DeclarationError(
-        f"no declaration file or declared outcome named {name_or_path!r} "
-        f"(looked in: {', '.join(str(d) for d in search_dirs() if d.is_dir())})"
+        f"no declaration file or declared outcome named {name_or_path!r} (looked in: {looked})"
     )
+
+
+def _candidates() -> Iterator[Path]:
+    """Declaration files in the search directories, in their order (the working directory
+    itself only one level deep)."""
+    for directory in search_dirs():
+        if directory.is_dir():
+            cwd = directory.resolve() == Path.cwd().resolve()
+            yield from _shallow(directory) if cwd else declaration_files(directory)
+
+
+def declared_names() -> list[str]:
+    """The outcome names of the YAML declarations in the search directories (nothing imported)."""
+    return sorted({n for p in _candidates() if (n := _declared_id(p)) is not None})
+
+
+def declared_outcomes() -> list[tuple[Path, Outcome | None, str | None]]:
+    """Every declaration in the search directories, each file once: (file, outcome or None,
+    the error that kept it from loading or None). A Python file with several outcomes gives
+    one row each; the first declaration of a name wins, as `find` would pick it."""
+    rows: list[tuple[Path, Outcome | None, str | None]] = []
+    seen_files: set[Path] = set()
+    seen_names: set[str] = set()
+    for path in _candidates():
+        if path.resolve() in seen_files:
+            continue
+        seen_files.add(path.resolve())
+        try:
+            found = load_python(path) if path.suffix == ".py" else [load_yaml(path, env="keep")]
+        except DeclarationError as exc:
+            rows.append((path, None, str(exc)))
+            continue
+        for outcome in found:
+            if outcome.outcome not in seen_names:
+                seen_names.add(outcome.outcome)
+                rows.append((path, outcome, None))
+    return rows
 
 
 def _shallow(directory: Path) -> list[Path]:
-    return sorted(
-        p for p in directory.iterdir() if p.suffix in (*YAML_SUFFIXES,) and _declared_id(p)
-    )
+    return sorted(p for p in directory.iterdir() if p.suffix in YAML_SUFFIXES and _declared_id(p))

@@ -273,17 +273,51 @@ class PolicySpec(Strict):
 
 
 class ReviewSpec(Strict):
-    after_event: str = "campaign.ended"
-    delay: timedelta = timedelta(0)  # attribution window before the review runs (ISO 8601)
+    """When a period's review runs (DESIGN.md "The scheduled tick").
+
+    Without `after_event`, the tick at the start of the next period reviews it, `delay` after
+    the period ended. With it, the review waits for that Prefect event plus `delay`, and runs
+    anyway `deadline` after the period ended (default: `delay` plus one period).
+    """
+
+    after_event: str | None = None  # e.g. campaign.ended
+    delay: timedelta = timedelta(0)  # attribution window / late rows (ISO 8601)
+    deadline: timedelta | None = None  # review anyway this long after the period ended
+
+    @field_validator("delay")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("delay must not be negative, e.g. P14D")
+        return value
+
+    @field_validator("deadline")
+    @classmethod
+    def _positive_deadline(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("deadline must be a positive duration, e.g. P45D")
+        return value
+
+    @model_validator(mode="after")
+    def _deadline_needs_event(self) -> ReviewSpec:
+        if self.deadline is not None and self.after_event is None:
+            raise located(
+                ("deadline",),
+                "a deadline needs after_event: without an event the "
+                "tick reviews the period (after delay)",
+            )
+        if self.deadline is not None and self.deadline < self.delay:
+            raise located(("deadline",), "the deadline comes before the delay is over")
+        return self
 
 
 CRON = re.compile(r"^\S+(\s+\S+){4}$")
 
 
 class ScheduleSpec(Strict):
-    """When the Prefect deployment runs the cycle of the period that just ended."""
+    """When the Prefect deployment's tick runs: review what ended, open the new period."""
 
-    cron: str | None = None  # default: shortly after each period closes (see cycles.schedule)
+    cron: str | None = None  # default: 06:00 on each period's first day (see cycles.schedule)
     active: bool = True
 
     @field_validator("cron")
@@ -315,6 +349,7 @@ class Outcome(Strict):
 
     _source: Path | None = PrivateAttr(default=None)
     _lines: dict[Loc, int] = PrivateAttr(default_factory=dict)
+    _templates: dict[Loc, str] = PrivateAttr(default_factory=dict)
 
     @field_validator("outcome")
     @classmethod
@@ -362,7 +397,7 @@ class Outcome(Strict):
 
     def _check_drivers(self) -> None:
         """Each driver names a metric, once in the tree, and not the result metric itself."""
-        from cycles.declaration.loader import key_path
+        from cycles.declaration.errors import key_path
 
         seen: dict[str, Loc] = {}
         for loc, driver, _, _ in self.result.driver_nodes():
@@ -395,10 +430,26 @@ class Outcome(Strict):
                 return self._lines[loc[:end]]
         return None
 
-    def with_source(self, source: Path, lines: dict[Loc, int] | None = None) -> Outcome:
+    def with_source(
+        self,
+        source: Path,
+        lines: dict[Loc, int] | None = None,
+        templates: dict[Loc, str] | None = None,
+    ) -> Outcome:
         self._source = source.resolve()
         self._lines = dict(lines or {})
+        self._templates = dict(templates or {})
         return self
+
+    @property
+    def templates(self) -> dict[Loc, str]:
+        """Keys whose text reads `${NAME}`, as written (before the environment filled it in)."""
+        return self._templates
+
+    def as_written(self, loc: Loc, value: str) -> str:
+        """`value` of the key at `loc`, or its text as written when it reads `${NAME}`: what may
+        be shown outside radar (a deployment's description) without a secret."""
+        return self._templates.get(loc, value)
 
     # -- conveniences -------------------------------------------------------------------------
     def approach(self, name: str) -> ApproachSpec | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,25 +31,35 @@ def _busy(outcome: str, period: str, holder: str = "") -> AlreadyRunning:
     return AlreadyRunning(f"{outcome}/{period} is already running{by}; try again when it ends")
 
 
+POLL = 0.2  # seconds between tries while waiting for a lock
+
+
 @contextmanager
-def run_lock(engine: sa.Engine, outcome: str, period: str) -> Iterator[None]:
-    """Hold the lock of `outcome`/`period` for the duration, or raise AlreadyRunning at once."""
+def run_lock(engine: sa.Engine, outcome: str, period: str, wait: float = 0) -> Iterator[None]:
+    """Hold the lock of `outcome`/`period` for the duration. Another run holding it: wait up to
+    `wait` seconds for it to end, then raise AlreadyRunning (at once with `wait=0`)."""
     dialect = engine.dialect.name
     if dialect == "sqlite":
-        with _file_lock(engine, outcome, period):
+        with _file_lock(engine, outcome, period, wait):
             yield
         return
     number, name = _key(outcome, period)
+    deadline = time.monotonic() + wait
     with engine.connect() as conn:
-        if dialect == "postgresql":
-            got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": number}).scalar()
-            release = sa.text("SELECT pg_advisory_unlock(:k)")
-        elif dialect in ("mysql", "mariadb"):
-            got = conn.execute(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": name}).scalar() == 1
-            release = sa.text("SELECT RELEASE_LOCK(:n)")
-        else:  # no portable lock: the unique (outcome, period) row still prevents doubles
-            got, release = True, None
-        conn.commit()
+        while True:
+            if dialect == "postgresql":
+                query = sa.text("SELECT pg_try_advisory_lock(:k)")
+                got = conn.execute(query, {"k": number}).scalar()
+                release = sa.text("SELECT pg_advisory_unlock(:k)")
+            elif dialect in ("mysql", "mariadb"):
+                got = conn.execute(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": name}).scalar() == 1
+                release = sa.text("SELECT RELEASE_LOCK(:n)")
+            else:  # no portable lock: the unique (outcome, period) row still prevents doubles
+                got, release = True, None
+            conn.commit()
+            if got or time.monotonic() >= deadline:
+                break
+            time.sleep(POLL)
         if not got:
             raise _busy(outcome, period)
         try:
@@ -60,7 +71,7 @@ def run_lock(engine: sa.Engine, outcome: str, period: str) -> Iterator[None]:
 
 
 @contextmanager
-def _file_lock(engine: sa.Engine, outcome: str, period: str) -> Iterator[None]:
+def _file_lock(engine: sa.Engine, outcome: str, period: str, wait: float) -> Iterator[None]:
     import fcntl
 
     database = engine.url.database
@@ -70,12 +81,18 @@ def _file_lock(engine: sa.Engine, outcome: str, period: str) -> Iterator[None]:
     _, name = _key(outcome, period)
     path = Path(database).with_name(Path(database).name + ".locks") / f"{name}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
     with path.open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            raise _busy(outcome, period, handle.read().strip()) from None
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(POLL)
+                    continue
+                handle.seek(0)
+                raise _busy(outcome, period, handle.read().strip()) from None
         handle.seek(0)
         handle.truncate()
         handle.write(

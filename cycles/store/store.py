@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from cycles.errors import StoreError
 from cycles.record import CycleRecord
+from cycles.secrets import redact, redact_deep
 from cycles.store import convert, db, locks
 from cycles.store.models import ActionRow, CheckResultRow, CycleRow, MetricValueRow, StageRunRow
 from cycles.store.urls import default_url, normalise_url
@@ -20,6 +21,7 @@ from cycles.values import STAGES, ActionRun, Stage, StageRun
 T = TypeVar("T")
 FINISHED = ("succeeded", "failed", "skipped")
 FINAL = ("succeeded", "skipped")  # an action in one of these states never runs again
+PENDING = "review pending"  # a cycle whose period ended and whose review waits (cycles.turn)
 _NO_SYNC = {"synchronize_session": False}
 
 
@@ -50,9 +52,10 @@ class Store:
             db.upgrade(self._engine)
 
     @contextmanager
-    def lock(self, outcome: str, period: str) -> Iterator[None]:
-        """Only one run of an outcome's period at a time (AlreadyRunning for the second)."""
-        with db.translate(self._engine), locks.run_lock(self._engine, outcome, period):
+    def lock(self, outcome: str, period: str, *, wait: float = 0) -> Iterator[None]:
+        """Only one run of an outcome's period at a time: the second waits up to `wait` seconds
+        for the first to end, then raises AlreadyRunning."""
+        with db.translate(self._engine), locks.run_lock(self._engine, outcome, period, wait):
             yield
 
     def dispose(self) -> None:
@@ -160,6 +163,54 @@ class Store:
             s.execute(insert(StageRunRow).values(convert.stage_run_values(cycle_id, run)))
 
         self._retrying(work)
+
+    def mark_pending(self, outcome: str, period: str, why: str) -> bool:
+        """Mark an opened, unreviewed cycle `review pending`, with why (`extra.pending`); False
+        when it is reviewed, void or waiting for a sign-off meanwhile (then nothing changes)."""
+
+        def work(s: Session) -> bool:
+            row = s.scalars(
+                select(CycleRow)
+                .where(CycleRow.outcome == outcome, CycleRow.period == period)
+                .with_for_update()
+            ).one_or_none()
+            if row is None or row.status not in ("open", "failed", PENDING):
+                return False
+            if "review" in (row.completed_stages or []):
+                return False
+            row.status = PENDING
+            row.extra = {**(row.extra or {}), "pending": redact(why)}
+            row.updated_at = convert.now()
+            return True
+
+        return self._retrying(work)
+
+    def void_cycle(self, outcome: str, period: str, reason: str) -> CycleRecord:
+        """Set a recorded cycle aside: status `void`, with the reason and what it was before.
+
+        The cycle and its stage runs stay; nothing else changes. StoreError when there is none.
+        """
+
+        def work(s: Session) -> bool:
+            row = s.scalars(
+                select(CycleRow)
+                .where(CycleRow.outcome == outcome, CycleRow.period == period)
+                .with_for_update()
+            ).one_or_none()
+            if row is None:
+                return False
+            if row.status != "void":
+                void = {"reason": reason, "at": convert.now().isoformat(), "status": row.status}
+                row.extra = {**(row.extra or {}), "void": redact_deep(void)}
+                row.status = "void"
+                row.updated_at = convert.now()
+            return True
+
+        if not self._retrying(work):
+            raise StoreError(f"no cycle {outcome}/{period} is recorded in {self.url}")
+        found = self.get_cycle(outcome, period)
+        assert found is not None
+        return found
 
     def delete_outcome(self, outcome: str) -> int:
         """Remove the outcome's cycles, their child rows and its ledger rows; count the cycles."""

@@ -27,9 +27,31 @@ def normalise_url(url: str) -> str:
     return f"{_SCHEMES.get(scheme.lower(), scheme)}://{rest}"
 
 
+HISTORY_DIR = ".radar"
+
+
 def default_url() -> str:
-    """`RADAR_DATABASE_URL` (normalised), else `sqlite:///<cwd>/.radar/radar.db`."""
+    """`RADAR_DATABASE_URL` (normalised), else the SQLite file of `default_history()`."""
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
         return normalise_url(env)
-    return f"sqlite:///{Path.cwd() / '.radar' / 'radar.db'}"
+    return f"sqlite:///{default_history()}"
+
+
+def default_history(start: Path | None = None) -> Path:
+    """`.radar/radar.db` in the nearest directory at or above `start` (the working directory)
+    that holds `.radar/`, found the way git finds `.git/`; else in `start` itself."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / HISTORY_DIR).is_dir():
+            return directory / HISTORY_DIR / "radar.db"
+    return here / HISTORY_DIR / "radar.db"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a `sqlite:///` URL (None for other databases and in-memory SQLite)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+")[0] != "sqlite" or not rest.startswith("/"):
+        return None
+    path = rest[1:].split("?")[0]
+    return Path(path) if path and path != ":memory:" else None

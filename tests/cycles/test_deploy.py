@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from cycles.artifacts import artifact_key, recent_table, review_markdown
 from cycles.declaration import load
 from cycles.declaration.loader import declaration_files
@@ -27,6 +31,17 @@ def test_deployment_spec() -> None:
     assert trigger["parameters"]["review"] is True
     # a single template expression keeps the payload's JSON type; default(none) tolerates no period
     assert trigger["parameters"]["period"] == "{{ event.payload.period | default(none) }}"
+    # without a period, the review is for the period holding the event (not the delayed run)
+    assert trigger["parameters"]["event_time"] == "{{ event.occurred }}"
+
+
+def test_no_trigger_without_an_event_to_wait_for() -> None:
+    from datetime import timedelta
+
+    from cycles.declaration.model import ReviewSpec
+
+    delay_only = OUTCOME.model_copy(update={"review": ReviewSpec(delay=timedelta(days=3))})
+    assert "triggers" not in deployment_spec(delay_only)
 
 
 def test_no_trigger_without_a_review_block() -> None:
@@ -36,9 +51,44 @@ def test_no_trigger_without_a_review_block() -> None:
 def test_prefect_yaml_is_generated_from_flows() -> None:
     outcomes = [load(p) for p in declaration_files(ROOT / "flows")]
     committed = (ROOT / "prefect.yaml").read_text()
-    assert committed == prefect_yaml(outcomes), (
+
+    def without_version(text: str) -> str:  # any Prefect release writes its own version
+        return "\n".join(
+            line for line in text.splitlines() if not line.startswith("prefect-version:")
+        )
+
+    assert without_version(committed) == without_version(prefect_yaml(outcomes, workdir=ROOT)), (
         "run: radar deploy --write-prefect-yaml prefect.yaml"
     )
+
+
+def test_deployment_finds_its_declaration_where_the_runs_work(tmp_path: Path) -> None:
+    import shutil
+
+    outside = tmp_path / "elsewhere" / "referrals"
+    shutil.copytree(ROOT / "flows" / "referrals", outside)
+    outcome = load(outside / "referrals.yaml")
+    inside = deployment_spec(outcome, workdir=tmp_path)["work_pool"]["job_variables"]["env"]
+    assert inside["RADAR_DECLARATION"] == "elsewhere/referrals/referrals.yaml"  # relative: portable
+    away = deployment_spec(outcome, workdir=ROOT)["work_pool"]["job_variables"]["env"]
+    assert away["RADAR_DECLARATION"] == str(outside.resolve() / "referrals.yaml")
+
+
+def test_a_title_read_from_the_environment_is_deployed_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    target = tmp_path / "referrals"
+    shutil.copytree(ROOT / "flows" / "referrals", target)
+    path = target / "referrals.yaml"
+    path.write_text(path.read_text().replace("title: Every customer willingly refers us",
+                                             "title: Refer us in ${REGION_SECRET}"))  # fmt: skip
+    monkeypatch.setenv("REGION_SECRET", "north-zone-7")
+    spec = deployment_spec(load(path), workdir=tmp_path)
+    assert spec["description"] == "Refer us in ${REGION_SECRET}"
+    monkeypatch.delenv("REGION_SECRET")
+    assert "north-zone-7" not in prefect_yaml([load(path, env="keep")], workdir=tmp_path)
 
 
 def test_deployed_entry_point_builds_the_flow() -> None:

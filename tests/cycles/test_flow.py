@@ -35,7 +35,9 @@ def test_every_declaration_under_flows_builds_its_flow() -> None:
         outcome = load(path)
         flow = build_flow(outcome)
         assert flow.name == outcome.outcome
-        assert set(flow.parameters.properties) == {"period", "review", "dry_run", "campaign"}
+        assert set(flow.parameters.properties) == {
+            "period", "review", "dry_run", "campaign", "event_time", "deadline"
+        }  # fmt: skip
 
 
 @pytest.fixture(scope="module")
