@@ -7,6 +7,7 @@ process. Runs of different outcomes or periods never wait for each other.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import socket
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from cycles.errors import AlreadyRunning
+from cycles.errors import AlreadyRunning, StoreError
 
 
 def _key(outcome: str, period: str) -> tuple[int, str]:
@@ -72,7 +73,12 @@ def run_lock(engine: sa.Engine, outcome: str, period: str, wait: float = 0) -> I
 
 @contextmanager
 def _file_lock(engine: sa.Engine, outcome: str, period: str, wait: float) -> Iterator[None]:
+    """An exclusive `flock` on `<database>.locks/radar-<hash>.lock`. The directory is created
+    0700 and the file 0600; neither is opened through a link (a planted link would otherwise
+    have its target truncated), and the file must be a regular file with one link."""
     import fcntl
+
+    from cycles.store.files import open_lock_file
 
     database = engine.url.database
     if not database or database == ":memory:":
@@ -80,9 +86,13 @@ def _file_lock(engine: sa.Engine, outcome: str, period: str, wait: float) -> Ite
         return
     _, name = _key(outcome, period)
     path = Path(database).with_name(Path(database).name + ".locks") / f"{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait
-    with path.open("a+") as handle:
+    try:
+        handle = open_lock_file(path)
+    except OSError as exc:
+        reason = "it is a symlink" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+        raise StoreError(f"cannot open the run lock {path}: {reason}") from None
+    with handle:
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -92,7 +102,7 @@ def _file_lock(engine: sa.Engine, outcome: str, period: str, wait: float) -> Ite
                     time.sleep(POLL)
                     continue
                 handle.seek(0)
-                raise _busy(outcome, period, handle.read().strip()) from None
+                raise _busy(outcome, period, handle.read(500).strip()) from None
         handle.seek(0)
         handle.truncate()
         handle.write(
