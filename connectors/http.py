@@ -19,6 +19,10 @@
 after its last period, as ISO dates. Each page's records are collected while the body holds a
 `next` URL (key path `next:`; `next: null` turns it off) or the answer has a
 `Link: <...>; rel="next"` header. Nested objects in records become dotted columns (`a.b`).
+
+The headers and the `user:pw@` of base_url go to base_url's origin only: a next page or a
+redirect elsewhere is refused. Each page, retries included, must arrive within `deadline`
+seconds (60; `timeout` bounds each connect or read) and hold at most `max_bytes` (50 MiB).
 """
 
 from __future__ import annotations
@@ -48,10 +52,12 @@ class HttpConfig(ConnectorConfig):
     type: Literal["http"] = "http"
     base_url: str
     headers: dict[str, SecretStr] = Field(default_factory=dict)  # may hold ${TOKEN} secrets
-    timeout: float = Field(default=10, gt=0)  # seconds, per request
+    timeout: float = Field(default=10, gt=0)  # seconds, per connect, read or write
+    deadline: float = Field(default=60, gt=0)  # seconds for a whole page, retries included
     retries: int = Field(default=3, ge=0, le=20)
     backoff: float = Field(default=0.5, ge=0)  # seconds before the first retry, then doubling
     max_pages: int = Field(default=1000, ge=1)
+    max_bytes: int = Field(default=50 * 2**20, ge=1)  # a larger page is refused
 
     @field_validator("base_url")
     @classmethod
@@ -102,11 +108,15 @@ class HttpConnector(Connector):
         if self._client is None:
             import httpx
 
+            # `user:pw@` of base_url becomes the client's auth: sent on every page of its origin
+            # (`send` goes nowhere else), and the URLs in error lines never hold it
+            url = httpx.URL(self.config.base_url)
             self._client = httpx.Client(
-                base_url=self.config.base_url,
+                base_url=url.copy_with(userinfo=b""),
                 headers={k: v.get_secret_value() for k, v in self.config.headers.items()},
+                auth=(url.username, url.password) if url.userinfo else None,
                 timeout=httpx.Timeout(self.config.timeout),
-                follow_redirects=True,
+                follow_redirects=True,  # `send` follows them on base_url's origin only
             )
         return self._client
 
@@ -132,7 +142,7 @@ class HttpConnector(Connector):
                 shown = ", ".join(map(str, frame.columns[:20]))
                 more = ", ..." if len(frame.columns) > 20 else ""
                 raise MissingColumn(
-                    redact(
+                    _scrub(
                         f"column {column!r} not found in the records of connector {self.name!r} "
                         f"(GET {_path(query.path)}; columns: {shown}{more})"
                     ),
@@ -155,37 +165,51 @@ class HttpConnector(Connector):
             raise SchemaError(str(exc), key=keys.get(exc.column, exc.key)) from None
 
     def pages(self, query: HttpQuery, window: Window) -> Iterator[tuple[Any, str]]:
-        """(JSON body, "GET /path") of each page, following `next` links."""
-        from connectors._http import send, url_path
+        """(JSON body, "GET /path") of each page, following `next` links on base_url's origin.
+
+        Errors name the declared `path`, never the URL requested: base_url may be a secret.
+        """
+        from connectors._http import origin_text, same_origin, send
 
         start, end = window.start.isoformat(), window.end.isoformat()
         params = {k: _fill(v, start, end) for k, v in query.params.items()}
-        what = f"connector {self.name!r}"
+        what, path = f"connector {self.name!r}", _fill(query.path, start, end)
+        home = self.client.base_url
         retry = functools.partial(
-            send, self.client, what=what, retries=self.config.retries, backoff=self.config.backoff
-        )
-        response = retry("GET", _fill(query.path, start, end), params=params)
+            send, self.client, what=what, retries=self.config.retries, backoff=self.config.backoff,
+            deadline=self.config.deadline, max_bytes=self.config.max_bytes, origin=home,
+            origin_key="base_url",
+        )  # fmt: skip
+        shown = _path(path)
+        response = retry("GET", path, params=params, shown=shown)
         seen = {str(response.request.url)}
         for page in range(1, self.config.max_pages + 1):
-            where = f"GET {url_path(response.request.url)}"
+            where = f"GET {shown}" + (f" (page {page})" if page > 1 else "")
             body = _json(response, f"{what}: {where}")
             yield body, where
             link = self._next_url(body, response, query, where)
             if link is None:
                 return
+            if not same_origin(link, home):  # the headers and params hold credentials
+                raise ConnectorError(
+                    _scrub(
+                        f"{what}: next page {origin_text(link)}/… is on another origin than "
+                        "base_url; refused (credentials stay with their host)"
+                    )
+                )
             # the next URL carries its own query; declared params fill in only what it lacks
             link = link.copy_merge_params({k: v for k, v in params.items() if k not in link.params})
             if str(link) in seen:
                 return  # a page that points back at one already read: nothing more to read
             if page == self.config.max_pages:
                 raise ConnectorError(
-                    redact(
-                        f"{what}: GET {_path(query.path)}: more than {self.config.max_pages} "
+                    _scrub(
+                        f"{what}: GET {shown}: more than {self.config.max_pages} "
                         "pages (raise max_pages, or narrow the query)"
                     )
                 )
             seen.add(str(link))
-            response = retry("GET", link)
+            response = retry("GET", link, shown=f"{shown} (page {page + 1})")
 
     def _next_url(
         self, body: Any, response: httpx.Response, query: HttpQuery, where: str
@@ -200,7 +224,7 @@ class HttpConnector(Connector):
                 return self.client.base_url.join(value)
             if value is not _MISSING and value is not None and value != "":
                 raise ConnectorError(
-                    redact(
+                    _scrub(
                         f"connector {self.name!r}: {query.next!r} in the response body of "
                         f"{where} is {_kind(value)}, not a URL (set `next: null` in the query "
                         "to stop following it)"
@@ -214,7 +238,7 @@ class HttpConnector(Connector):
         found = body if query.records is None else _dig(body, query.records)
         if found is _MISSING:
             raise ConnectorError(
-                redact(
+                _scrub(
                     f"connector {name!r}: no key {query.records!r} in the response body of {where}"
                 )
             )
@@ -224,14 +248,14 @@ class HttpConnector(Connector):
         if not isinstance(found, list):
             hint = " (set `records:` to the key path of the list)" if query.records is None else ""
             raise ConnectorError(
-                redact(
+                _scrub(
                     f"connector {name!r}: {subject} is {_kind(found)}, not a list of records{hint}"
                 )
             )
         for i, item in enumerate(found):
             if not isinstance(item, dict):
                 raise ConnectorError(
-                    redact(
+                    _scrub(
                         f"connector {name!r}: item {i} of {subject} is {_kind(item)}, not an object"
                     )
                 )
@@ -266,7 +290,7 @@ def _json(response: httpx.Response, where: str) -> Any:
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         kind = response.headers.get("Content-Type", "no content type").split(";")[0]
         raise ConnectorError(
-            redact(f"{where}: the response body is not JSON ({kind}: {exc})")
+            _scrub(f"{where}: the response body is not JSON ({kind}: {exc})")
         ) from None
 
 
@@ -275,6 +299,13 @@ def _kind(value: Any) -> str:
     if value is None:
         return "null"
     return names.get(type(value), "a number" if isinstance(value, int | float) else "a value")
+
+
+def _scrub(text: str) -> str:
+    """Redact secrets, percent-encoded ones too (records may echo a query string)."""
+    from connectors._http import scrub
+
+    return scrub(text)
 
 
 def _path(path: str) -> str:

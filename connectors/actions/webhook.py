@@ -11,6 +11,10 @@
 Every attempt (retries included) carries `Idempotency-Key: <outcome>/<period>/<approach>/<action>`
 so the receiver can de-duplicate. A 2xx answer is success; the reach is the number at `reach`
 in its JSON body, or None when there is none.
+
+Values filled into `url` are percent-encoded, so `{params.user}` = `a/../b?x=1` stays one path
+segment (or one query value). The call, retries included, ends within `deadline` seconds (30);
+an answer over `max_bytes` (1 MiB) is refused; a redirect is not followed (a 3xx fails).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import math
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -27,7 +32,7 @@ from connectors.actions.base import Action, ActionConfig, ActionContext
 from cycles.errors import ActionError
 from cycles.secrets import redact
 
-_PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_.]*\}")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")  # as cycles.declaration.model's
 
 
 class WebhookConfig(ActionConfig):
@@ -36,9 +41,11 @@ class WebhookConfig(ActionConfig):
     method: Literal["POST", "PUT"] = "POST"
     headers: dict[str, SecretStr] = Field(default_factory=dict)  # sent as they are
     payload: dict[str, Any] = Field(default_factory=dict)  # may use {period}, {params.X}, ...
-    timeout: float = Field(default=10, gt=0)
+    timeout: float = Field(default=10, gt=0)  # seconds, per connect, read or write
+    deadline: float = Field(default=30, gt=0)  # seconds for the whole call, retries included
     retries: int = Field(default=3, ge=0, le=20)
     backoff: float = Field(default=0.5, ge=0)
+    max_bytes: int = Field(default=2**20, ge=1)  # a larger answer is refused
     reach: str = "reach"  # dotted key path of the reach in the response JSON
 
     @field_validator("url")
@@ -75,7 +82,8 @@ class WebhookAction(Action):
 
         from connectors._http import send
 
-        spec = self.rendered(context)
+        spec = self.rendered(context)  # the payload; the URL is filled in URL-safe below
+        url = self.url(context)
         headers = {k: v.get_secret_value() for k, v in self.config.headers.items()}
         headers = {k: v for k, v in headers.items() if k.lower() != "idempotency-key"}
         if not any(k.lower() == "content-type" for k in headers):
@@ -89,15 +97,34 @@ class WebhookAction(Action):
             response = send(
                 client,
                 self.config.method,
-                str(spec["url"]),
+                url,
                 what=f"action {self.config.name!r}",
                 error=ActionError,
                 retries=self.config.retries,
                 backoff=self.config.backoff,
+                deadline=self.config.deadline,
+                max_bytes=self.config.max_bytes,
                 content=content,
                 headers=headers,
             )
         return reach_of(response, self.config.reach)
+
+    def url(self, context: ActionContext) -> str:
+        """`url` with `{params.X}`, `{period}`, ... filled in, each value percent-encoded."""
+        fields = context.fields()
+
+        def fill(match: re.Match[str]) -> str:
+            name = match.group(1)
+            try:
+                value = context.params[name[7:]] if name.startswith("params.") else fields[name]
+            except KeyError:
+                raise ActionError(
+                    f"action {self.config.name!r}: url: unknown placeholder {{{name}}}"
+                ) from None
+            text = quote(str(value), safe="")
+            return text.replace(".", "%2E") if text in (".", "..") else text  # no dot segment
+
+        return _PLACEHOLDER.sub(fill, self.config.url)
 
 
 def reach_of(response: Any, path: str) -> float | None:
