@@ -8,11 +8,22 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from connectors.base import Connector, ConnectorConfig, MetricQuery, SchemaError, Window
+from connectors.base import (
+    Checks,
+    Connector,
+    ConnectorConfig,
+    Measurement,
+    MetricQuery,
+    SchemaError,
+    Window,
+)
 from cycles.errors import ConnectorError
+from cycles.values import CheckResult
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from cycles.declaration.model import MetricSpec
 
 
 class FileQuery(MetricQuery):
@@ -106,10 +117,48 @@ class CsvConfig(FileConfig):
         return value
 
 
+COMPLETE_CHECK = "radar_file_complete"
+
+
 class CsvConnector(FileConnector):
     type = "csv"
     Config = CsvConfig
     config: CsvConfig
+
+    def measure(
+        self, metric: MetricSpec, window: Window, checks: Checks | None = None
+    ) -> Measurement:
+        """As every connector measures, plus a failed check when the file may be cut short: a
+        last row cut inside a number (803 → 8) still parses, and its value would be wrong."""
+        measured = super().measure(metric, window, checks)
+        if checks and not self.ends_with_line_end():
+            measured.checks.append(
+                CheckResult(
+                    metric=checks.metric,
+                    expectation=COMPLETE_CHECK,
+                    kwargs={"path": str(self.config.path)},
+                    success=False,
+                    engine="radar",
+                    message=(
+                        f"{self.config.path}: the last line has no line end: the file may be cut "
+                        "short (truncated export?)"
+                    ),
+                )
+            )
+        return measured
+
+    def ends_with_line_end(self) -> bool:
+        """Whether the file's last line is terminated (\\n or \\r in its encoding); an empty
+        file is complete. Files written whole end with one; a file cut short rarely does."""
+        ends = _line_ends(self.config.encoding)
+        try:
+            with self.path.open("rb") as handle:
+                size = handle.seek(0, 2)
+                handle.seek(max(0, size - 8))
+                tail = handle.read()
+        except OSError as exc:
+            raise self.unreadable(exc) from exc
+        return not tail or tail.endswith(ends)
 
     def columns(self, query: Any) -> list[str] | None:
         self.check_exists()
@@ -132,6 +181,24 @@ class CsvConnector(FileConnector):
             encoding=self.config.encoding,
             skipinitialspace=True,
         )
+
+
+def _line_ends(encoding: str) -> tuple[bytes, ...]:
+    """`\\n` and `\\r` as bytes of `encoding`, without a byte-order mark; both byte orders for
+    UTF-16 and UTF-32, whose order the file's own mark decides."""
+    import codecs
+
+    name = codecs.lookup(encoding).name
+    names = [f"{name}-le", f"{name}-be"] if name in ("utf-16", "utf-32") else [name]
+    ends = []
+    for codec in names:
+        for char in "\n\r":
+            try:
+                one, two = char.encode(codec), (char * 2).encode(codec)
+            except (LookupError, UnicodeError):
+                return (b"\n", b"\r")
+            ends.append(two[len(one) :])  # the second char alone: no byte-order mark before it
+    return tuple(dict.fromkeys(ends))
 
 
 class ParquetConfig(FileConfig):

@@ -9,9 +9,11 @@ phases, limits per phase, centre line, target, values, decisions; then the RADAR
 from __future__ import annotations
 
 import base64
-import html
 import math
+import re
+from xml.sax.saxutils import escape, quoteattr
 
+from cycles.artifacts import md_code, md_text
 from cycles.console import fmt
 from cycles.report.data import (
     DECISION_COLOURS,
@@ -29,18 +31,20 @@ BLUE, RED, GREY, GREEN, PURPLE = "#4c78a8", "#d62728", "#7f7f7f", "#2ca02c", "#6
 
 
 def artifact_markdown(report: Report) -> str:
-    """Markdown with the charts inline as an SVG data URI (Prefect's UI renders it as an <img>)."""
+    """Markdown with the charts inline as an SVG data URI (Prefect's UI renders it as an <img>);
+    user text through `md_text`/`md_code`."""
     data = base64.b64encode(report_svg(report).encode("utf-8")).decode("ascii")
     cmp = "≥" if report.direction == "increase" else "≤"
     drivers = len(report.charts) - 1
-    return redact(
-        f"# {report.outcome}: {report.title}\n\n"
-        f"XmR chart of {report.result_metric} (target {cmp} {fmt(report.target)})"
+    outcome = md_text(report.outcome)
+    return (
+        f"# {outcome}: {md_text(report.title)}\n\n"
+        f"XmR chart of {md_text(report.result_metric)} (target {cmp} {fmt(report.target)})"
         + (f" and {drivers} driver(s)" if drivers else "")
         + (", RADAR self-score" if report.scores else "")
-        + f"; the latest of {report.count} cycles is {report.cycles[-1].period}.\n\n"
-        f"![{report.outcome} XmR chart](data:image/svg+xml;base64,{data})\n\n"
-        f"Interactive version: `radar report {report.outcome}`\n"
+        + f"; the latest of {report.count} cycles is {md_text(report.cycles[-1].period)}.\n\n"
+        f"![{outcome} XmR chart](data:image/svg+xml;base64,{data})\n\n"
+        f"Interactive version: {md_code(f'radar report {report.outcome}')}\n"
     )
 
 
@@ -123,7 +127,7 @@ def _metric_panel(
         tip += "; ".join(p.reasons) if p.decision else (f" · {p.note}" if p.note else "")
         out.append(
             f'<circle cx="{f.x(m):.1f}" cy="{f.y(p.value):.1f}" r="{4.5 if p.decision else 2.5}" '
-            f'fill="{colour}"><title>{_esc(tip)}</title></circle>'
+            f"fill={_attr(colour)}><title>{_esc(tip)}</title></circle>"
         )
         if p.decision:
             y = f.y(p.value) + (15 if below else -8)
@@ -147,7 +151,7 @@ def _score_panel(
         parts = ", ".join(f"{k} {v:.0f}" for k, v in s.parts.items())
         tip = f"{s.period}: {s.total:.0f} {s.band}" + (f" ({parts})" if parts else "")
         out.append(
-            f'<circle cx="{f.x(m):.1f}" cy="{f.y(s.total):.1f}" r="3" fill="{PURPLE}">'
+            f'<circle cx="{f.x(m):.1f}" cy="{f.y(s.total):.1f}" r="3" fill={_attr(PURPLE)}>'
             f"<title>{_esc(tip)}</title></circle>"
         )
         if s.band and (i == 0 or s.band != scores[i - 1].band):
@@ -175,9 +179,19 @@ def _axes(
     return out
 
 
+# characters XML 1.0 forbids even as references: one of them makes the whole SVG unreadable
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _esc(text: str) -> str:
-    """Redacted, then escaped: a secret is found before `&` or `<` in it change."""
-    return html.escape(redact(text))
+    """A text node: redacted, then escaped (a secret is found before `&` or `<` in it change);
+    characters XML cannot hold become U+FFFD."""
+    return escape(_NOT_XML.sub("\ufffd", redact(text)))
+
+
+def _attr(value: str) -> str:
+    """An attribute value, quoted and escaped (`fill=` + `_attr(colour)`)."""
+    return quoteattr(_NOT_XML.sub("\ufffd", redact(value)))
 
 
 def _nice_domain(values: list[float]) -> tuple[float, float]:
@@ -201,26 +215,26 @@ def _text(
     weight: str = "normal", anchor: str = "start",
 ) -> str:  # fmt: skip
     return (
-        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" fill="{fill}" font-weight="{weight}" '
-        f'text-anchor="{anchor}">{_esc(text)}</text>'
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" fill={_attr(fill)} '
+        f"font-weight={_attr(weight)} text-anchor={_attr(anchor)}>{_esc(text)}</text>"
     )
 
 
 def _rect(x: float, y: float, w: float, h: float, fill: str, opacity: float) -> str:
     return (
-        f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill="{fill}" '
+        f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" fill={_attr(fill)} '
         f'fill-opacity="{opacity:.2f}"/>'
     )
 
 
 def _line(x1: float, y1: float, x2: float, y2: float, stroke: str, dash: str) -> str:
-    dashed = f' stroke-dasharray="{dash}"' if dash else ""
+    dashed = f" stroke-dasharray={_attr(dash)}" if dash else ""
     return (
-        f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{stroke}" '
+        f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke={_attr(stroke)} '
         f'stroke-width="1.5"{dashed}/>'
     )
 
 
 def _polyline(points: list[tuple[float, float]], stroke: str) -> str:
     coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-    return f'<polyline points="{coords}" fill="none" stroke="{stroke}" stroke-width="1.5"/>'
+    return f'<polyline points="{coords}" fill="none" stroke={_attr(stroke)} stroke-width="1.5"/>'

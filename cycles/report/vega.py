@@ -255,7 +255,7 @@ def write(report: Report, *, html_file: Path | None, png_file: Path | None) -> l
 
 def html_page(report: Report) -> str:
     """A self-contained page: Vega, Vega-Lite and vega-embed inline, no network needed."""
-    spec = json.dumps(vega_spec(report, heading=False)).replace("</", "<\\/")
+    spec = script_json(vega_spec(report, heading=False))
     cmp = "≥" if report.direction == "increase" else "≤"
     rows = "\n".join(
         "<tr>"
@@ -298,6 +298,22 @@ vegaEmbed("#chart", {spec}, {{mode: "vega-lite", renderer: "svg", actions: false
 </body>
 </html>
 """
+
+
+# what must not appear raw in JSON inside <script>: `</script` ends it, `<!--` opens a comment
+# state in which `</script>` no longer does, `&` matters if the page is ever read as XHTML, and
+# U+2028/U+2029 end a line in older JavaScript parsers
+_SCRIPT_UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                  "\u2028": "\\u2028", "\u2029": "\\u2029"}  # fmt: skip
+
+
+def script_json(value: Any) -> str:
+    """`value` as JSON that is safe inside an HTML <script> element and reads back the same:
+    `< > &` and the two line separators become \\u escapes, which only occur inside strings."""
+    text = json.dumps(value)
+    for char, escaped in _SCRIPT_UNSAFE.items():
+        text = text.replace(char, escaped)
+    return text
 
 
 def _vega_bundle() -> str:

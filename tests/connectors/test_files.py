@@ -11,9 +11,13 @@ import pytest
 from connectors.base import Checks, SchemaError, Window
 from connectors.files import CsvConnector, ParquetConnector
 from connectors.registry import UnknownType, connector_class, known_types
+from cycles.declaration import load_yaml
 from cycles.declaration.model import MetricSpec
+from cycles.engine import run_cycle
 from cycles.errors import ConnectorError
 from cycles.periods import Cadence, Period
+
+from conftest import months, write_declaration, write_monthly_csv
 
 
 def window(first: str, n: int) -> Window:
@@ -170,3 +174,89 @@ def test_sums_that_overflow_still_average(tmp_path: Path) -> None:
         values = connector.measure(MetricSpec(connector="src", period="ts", value="v"),
                                    window("2026-01", 1)).values  # fmt: skip
     assert values[0].value == pytest.approx(1.35e308)
+
+
+# -- a file cut short -----------------------------------------------------------------------------
+
+
+def _cut_inside_last_value(path: Path) -> str:
+    """The CSV's text with its last row cut inside the rate (0.182000 → 0.1), no line end."""
+    text = path.read_text()
+    last = text.rstrip("\n").rsplit("\n", 1)[1]
+    day, region, rate = last.split(",")[:3]
+    assert float(rate) > 0.15
+    return text[: text.rindex(last)] + f"{day},{region},0.1"
+
+
+def test_a_csv_cut_inside_its_last_row_holds_the_review(workdir: Path) -> None:
+    data = write_monthly_csv(
+        workdir / "data" / "rate.csv",
+        {m: 0.18 + 0.004 * ((i * 7) % 5 - 2) for i, m in enumerate(months("2024-09", 13))},
+    )
+    cut = _cut_inside_last_value(data)
+    outcome = load_yaml(write_declaration(workdir))
+
+    data.write_text(cut)  # an export that stopped inside its last number
+    held = run_cycle(outcome, "2025-09", store=None)
+    assert held.decision == "hold"
+    assert any(
+        "radar_file_complete on rate: data/rate.csv: the last line has no line end: the file "
+        "may be cut short (truncated export?)" in reason
+        for reason in held.reasons
+    ), held.reasons
+    [failed] = [c for c in held.checks.results if not c.success]
+    assert failed.expectation == "radar_file_complete" and failed.metric == "rate"
+
+    data.write_text(cut + "\n")  # the same rows, ended: a short value, but a whole file
+    whole = run_cycle(outcome, "2025-09", store=None)
+    assert whole.decision is not None and whole.decision != "hold", whole.reasons
+    assert whole.checks.failed == 0
+    assert not any("cut short" in reason for reason in whole.reasons)
+    assert whole.result_value == held.result_value  # the check holds the review, not the value
+
+
+@pytest.mark.parametrize(
+    ("encoding", "ending", "complete"),
+    [
+        ("utf-8", "\n", True),
+        ("utf-8", "\r\n", True),
+        ("utf-8", "\r", True),
+        ("utf-8", "", False),
+        ("utf-8-sig", "", False),
+        ("utf-16", "\n", True),
+        ("utf-16", "", False),
+        ("utf-16-be", "\r\n", True),
+        ("latin-1", "", False),
+    ],
+)
+def test_a_csv_without_a_final_line_end_fails_the_complete_check(
+    tmp_path: Path, encoding: str, ending: str, complete: bool
+) -> None:
+    text = "ts,v\n2026-01-05,0.5\n2026-01-06,803".replace("\n", ending or "\n") + ending
+    (tmp_path / "x.csv").write_bytes(text.encode(encoding))
+    config = CsvConnector.Config(path="x.csv", encoding=encoding)
+    connector = CsvConnector("src", config, base_dir=tmp_path)
+    metric = MetricSpec(connector="src", period="ts", value="v")
+    measured = connector.measure(metric, window("2026-01", 1), Checks("v"))
+    assert measured.values[0].value == pytest.approx((0.5 + 803) / 2)
+    if complete:
+        assert measured.checks == []
+    else:
+        [check] = measured.checks
+        assert (check.expectation, check.metric, check.success) == (
+            "radar_file_complete",
+            "v",
+            False,
+        )
+        assert check.message == (
+            "x.csv: the last line has no line end: the file may be cut short (truncated export?)"
+        )
+
+
+def test_parquet_has_no_complete_check(tmp_path: Path) -> None:
+    ROWS.assign(ts=pd.to_datetime(ROWS["ts"], format="mixed")).to_parquet(tmp_path / "r.parquet")
+    connector = ParquetConnector(
+        "src", ParquetConnector.Config(path="r.parquet"), base_dir=tmp_path
+    )
+    metric = MetricSpec(connector="src", period="ts", value="rate")
+    assert connector.measure(metric, window("2026-02", 1), Checks("rate")).checks == []
