@@ -10,6 +10,12 @@ Values are assumed numeric: pandas reads other text as NaN, the database casts i
 period column may be a DATE, a TIMESTAMP (WITH TIME ZONE: read in the outcome's timezone) or
 ISO-8601 text, compared as text; in a SQLite column not declared DATE or TIMESTAMP, text ending in
 `Z` or `±HH:MM` is converted to the outcome's timezone as pandas does.
+
+Every query ends within `timeout` seconds (default 60; `connect_timeout`, default 10, to connect):
+PyMySQL's read/write timeouts, PostgreSQL's `statement_timeout`, SQLite's busy timeout. A server
+that never answers gives `connector 'x': <url> did not answer within 60 s`. The `sql:` text is
+sent as written: `{period}` and the other action placeholders are not filled in (only `:start`
+and `:end` are bound), so nothing from a template ever becomes part of it.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from connectors.base import (
 )
 from cycles import secrets
 from cycles.errors import ConnectorError
+from cycles.store import db
 from cycles.store.urls import normalise_url
 from cycles.values import CheckResult, PeriodValue
 
@@ -56,6 +63,7 @@ class SqlConfig(ConnectorConfig):
     url: SecretStr  # any SQLAlchemy URL; plain postgresql://, mysql://, sqlite:/// work
     db_schema: str | None = Field(default=None, alias="schema")  # for unqualified `table`s
     connect_timeout: int = Field(default=10, gt=0)  # seconds (PostgreSQL and MySQL drivers)
+    timeout: float = Field(default=60, gt=0)  # seconds any one query may take
 
     @field_validator("url")
     @classmethod
@@ -291,9 +299,8 @@ class SqlConnector(Connector):
                 local = url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
                 if local and not database.startswith("file:") and not Path(database).is_file():
                     raise SchemaError(f"database file not found: {database}", key="url")
-                timeout = url.get_driver_name() in ("psycopg2", "pymysql")
-                if timeout and "connect_timeout" not in url.query:
-                    options["connect_args"] = {"connect_timeout": self.config.connect_timeout}
+                if args := db.timeout_args(url, *self._deadlines):
+                    options["connect_args"] = args
                 try:
                     self._engine = sa.create_engine(url, pool_pre_ping=True, **options)
                 except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
@@ -307,12 +314,25 @@ class SqlConnector(Connector):
         try:
             conn = engine.connect()
         except sa.exc.SQLAlchemyError as exc:
-            raise ConnectorError(self._say(f"cannot connect to {self.where}", exc)) from exc
+            raise ConnectorError(
+                self._late(exc) or self._say(f"cannot connect to {self.where}", exc)
+            ) from exc
         try:
             with conn:
                 yield conn
         except sa.exc.SQLAlchemyError as exc:
-            raise ConnectorError(self._say("query failed", exc)) from exc
+            raise ConnectorError(self._late(exc) or self._say("query failed", exc)) from exc
+
+    @property
+    def _deadlines(self) -> tuple[float, float]:
+        """(per query, to connect) in seconds."""
+        timeout = self.config.timeout
+        return timeout, float(min(self.config.connect_timeout, timeout))
+
+    def _late(self, exc: BaseException) -> str | None:
+        """`connector 'x': <url> did not answer within N s` when a deadline ran out."""
+        late = db.said_late(exc, self.where, *self._deadlines)
+        return None if late is None else secrets.redact(f"connector {self.name!r}: {late}")
 
     def _say(self, what: str, exc: BaseException) -> str:
         orig = getattr(exc, "orig", None) or exc

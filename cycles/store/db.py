@@ -1,4 +1,12 @@
-"""Engine set-up, Alembic migrations and error translation for the history database."""
+"""Engine set-up, Alembic migrations and error translation for the history database.
+
+Every wait on a database server has an end: `timeout_args` gives the driver arguments that bound
+it (PyMySQL's read/write timeouts, PostgreSQL's `statement_timeout` and `connect_timeout`,
+SQLite's busy timeout), and `said_late` turns the error a driver raises when one ran out into
+one line (`<url> did not answer within 60 s`). The history database's deadline is
+`RADAR_DATABASE_TIMEOUT` seconds (default 60; a SQLite history waits 30 s for another writer
+unless it is set). The `sql` source and action use the same helpers with their own `timeout`.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +14,10 @@ import io
 import json
 import logging
 import math
+import os
 import re
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, time
@@ -25,11 +35,15 @@ from cycles.store.models import HEAD
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 WRITE = "radar_write"  # execution option: SQLite takes the write lock at BEGIN (IMMEDIATE)
-BUSY_TIMEOUT_MS = 30_000
+TIMEOUT_ENV = "RADAR_DATABASE_TIMEOUT"
+DEFAULT_TIMEOUT = 60.0  # seconds: the longest any one query of the history database may take
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds a SQLite history waits for another writer, unless set
+CONNECT_TIMEOUT = 10.0  # seconds to open a connection (no more than the timeout)
 VERSION_TABLE = "alembic_version"
 _ADVISORY_LOCK = 0x52414441  # "RADA": serialises concurrent PostgreSQL migrations
 _MYSQL_LOCK = "radar_cycles_migrate"
 _MIGRATING = threading.Lock()
+_DEADLINES: weakref.WeakKeyDictionary[Engine, tuple[float, float]] = weakref.WeakKeyDictionary()
 
 
 def finite(value: float | None) -> float | None:
@@ -73,10 +87,84 @@ def parse_url(raw: str) -> URL:
         ) from None
 
 
+def history_timeout(default: float = DEFAULT_TIMEOUT) -> float:
+    """`RADAR_DATABASE_TIMEOUT` in seconds (else `default`): how long one query may take."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise StoreError(f"{TIMEOUT_ENV} must be a number of seconds above 0, not {raw!r}")
+    return seconds
+
+
+def timeout_args(url: URL, seconds: float, connect: float) -> dict[str, Any]:
+    """Driver `connect_args` that end every wait on the server: `connect` seconds to connect,
+    `seconds` per query. Arguments the URL's query string sets already are left to it.
+
+    PyMySQL: `connect_timeout` (the TCP connect), `read_timeout`/`write_timeout` (the handshake
+    and every query: a server that never answers raises after `seconds`). psycopg2:
+    `connect_timeout` (the whole connection set-up) and `-c statement_timeout` appended to the
+    URL's `options` (the server cancels a longer statement). SQLite: the busy `timeout`.
+    """
+    driver, query = url.get_driver_name(), url.query
+    args: dict[str, Any] = {}
+    if driver == "pymysql":
+        args = {"connect_timeout": connect, "read_timeout": seconds, "write_timeout": seconds}
+    elif driver == "psycopg2":
+        args = {"connect_timeout": _whole(connect)}
+        given = query.get("options", "")
+        options = " ".join(given) if isinstance(given, tuple) else given
+        if "statement_timeout" not in options:  # connect_args replace the URL's own options
+            args["options"] = f"{options} -c statement_timeout={math.ceil(seconds * 1000)}".strip()
+    elif driver == "pysqlite":
+        args = {"timeout": seconds}
+    return {key: value for key, value in args.items() if key == "options" or key not in query}
+
+
+def _whole(seconds: float) -> int:
+    return max(1, math.ceil(seconds))  # libpq takes whole seconds
+
+
+def deadline_hit(exc: BaseException, seconds: float, connect: float) -> float | None:
+    """The deadline (in seconds) that `exc` says ran out, or None when it is another error."""
+    orig = getattr(exc, "orig", None) or exc
+    module, text = type(orig).__module__, str(orig)
+    args = tuple(getattr(orig, "args", ()))
+    code = args[0] if args and isinstance(args[0], int) else None
+    if module.startswith("pymysql") and "timed out" in text:
+        return connect if code == 2003 else seconds if code in (2006, 2013) else None
+    if module.startswith("psycopg2"):
+        if getattr(orig, "pgcode", None) == "57014" and "statement timeout" in text:
+            return seconds
+        if "timeout expired" in text:
+            return _whole(connect)
+    if module.startswith("sqlite3") and "database is locked" in text:
+        return seconds
+    return None
+
+
+def said_late(exc: BaseException, where: str, seconds: float, connect: float) -> str | None:
+    """`<where> did not answer within N s` (SQLite: locked past its busy timeout), or None."""
+    hit = deadline_hit(exc, seconds, connect)
+    if hit is None:
+        return None
+    if type(getattr(exc, "orig", None) or exc).__module__.startswith("sqlite3"):
+        return f"{where}: database is locked by another connection (busy timeout {hit:g} s)"
+    return f"{where} did not answer within {hit:g} s"
+
+
 def make_engine(raw: str) -> Engine:
-    """An engine for `raw`; SQLite files get their directory, WAL, busy timeout, foreign keys."""
+    """An engine for `raw`; SQLite files get their directory, WAL, busy timeout, foreign keys.
+
+    Every query ends within `RADAR_DATABASE_TIMEOUT` seconds (`timeout_args`)."""
     url = parse_url(raw)
     backend = url.get_backend_name()
+    seconds = history_timeout(SQLITE_BUSY_TIMEOUT if backend == "sqlite" else DEFAULT_TIMEOUT)
+    connect = min(CONNECT_TIMEOUT, seconds)
     kwargs: dict[str, Any] = {}
     if backend in ("sqlite", "postgresql", "mysql", "mariadb"):
         kwargs["json_serializer"] = dumps
@@ -100,7 +188,7 @@ def make_engine(raw: str) -> Engine:
         if backend in ("mysql", "mariadb"):  # no gap locks: concurrent inserts fail cleanly
             kwargs["isolation_level"] = "READ COMMITTED"
         if url.drivername in ("postgresql+psycopg2", "mysql+pymysql"):
-            kwargs["connect_args"] = {"connect_timeout": 10}
+            kwargs["connect_args"] = timeout_args(url, seconds, connect)
     try:
         engine = create_engine(url, **kwargs)
     except NoSuchModuleError:
@@ -111,18 +199,19 @@ def make_engine(raw: str) -> Engine:
     except ImportError as exc:
         raise StoreError(f"the driver for {url.drivername!r} is not installed: {exc}") from None
     if backend == "sqlite" and url.get_driver_name() == "pysqlite":
-        _sqlite_events(engine)
+        _sqlite_events(engine, math.ceil(seconds * 1000))
+    _DEADLINES[engine] = (seconds, connect)
     return engine
 
 
-def _sqlite_events(engine: Engine) -> None:
+def _sqlite_events(engine: Engine, busy_ms: int) -> None:
     """Let SQLAlchemy own BEGIN (so DDL is transactional) and take the write lock up front."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         # WAL + NORMAL: a killed process loses no commit (the WAL is in the OS cache); only a
@@ -160,6 +249,10 @@ def translate(engine: Engine) -> Iterator[None]:
         raise
     except (SQLAlchemyError, _alembic_errors()) as exc:
         password = engine.url.password
+        seconds, connect = _DEADLINES.get(engine, (DEFAULT_TIMEOUT, CONNECT_TIMEOUT))
+        late = said_late(exc, f"history database {display(engine)}", seconds, connect)
+        if late is not None:
+            raise StoreError(f"{late} ({TIMEOUT_ENV})") from exc
         raise StoreError(
             f"history database {display(engine)}: {_reason(exc, str(password or ''))}"
         ) from exc
@@ -257,8 +350,10 @@ def _database_lock(engine: Engine) -> Iterator[None]:
         if name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_lock({_ADVISORY_LOCK})")
             release = f"SELECT pg_advisory_unlock({_ADVISORY_LOCK})"
-        else:
-            got = conn.exec_driver_sql(f"SELECT GET_LOCK('{_MYSQL_LOCK}', 60)").scalar()
+        else:  # wait for the lock a little less than a query may take (read_timeout)
+            seconds, _ = _DEADLINES.get(engine, (DEFAULT_TIMEOUT, CONNECT_TIMEOUT))
+            wait = max(0, math.ceil(seconds) - 1)
+            got = conn.exec_driver_sql(f"SELECT GET_LOCK('{_MYSQL_LOCK}', {wait})").scalar()
             if got != 1:
                 raise StoreError(
                     f"history database {display(engine)}: timed out waiting for another "

@@ -67,8 +67,17 @@ def run_lock(engine: sa.Engine, outcome: str, period: str, wait: float = 0) -> I
             yield
         finally:
             if release is not None:
-                conn.execute(release, {"k": number, "n": name})
-                conn.commit()
+                _release(conn, release, {"k": number, "n": name})
+
+
+def _release(conn: sa.Connection, release: sa.TextClause, params: dict[str, object]) -> None:
+    """Unlock; when that fails (a server past its deadline), close the session instead: the
+    server frees a session lock with its connection, and a pooled connection must not keep it."""
+    try:
+        conn.execute(release, params)
+        conn.commit()
+    except sa.exc.SQLAlchemyError:
+        conn.invalidate()
 
 
 @contextmanager
