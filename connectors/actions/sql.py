@@ -61,7 +61,8 @@ if TYPE_CHECKING:
 
 KEYS_TABLE = "radar_action_keys"
 CONNECT_TIMEOUT = 10.0  # seconds to open a connection (no more than `timeout`)
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")  # as cycles.declaration.model's
+# the declaration's placeholders; `${NAME}` is an environment reference, never one
+_PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 _DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")  # PostgreSQL's $$ or $tag$ quote
 _WORD = re.compile(r"[\w$]")
 _BLANK = ("", " ", "\t", "\n", "\r")
