@@ -28,6 +28,11 @@ if TYPE_CHECKING:
     from cycles.declaration.model import MetricSpec
 
 
+# A value still reading `${NAME}` (only when `radar deploy` loads a declaration whose secrets live
+# where the worker runs): config validators accept it where they check a URL's form.
+ENV_REFERENCE = "${"
+
+
 class ConnectorConfig(BaseModel):
     """Base of every connector's config; subclasses narrow `type` to a Literal."""
 

@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from connectors.base import Connector, ConnectorConfig, MetricQuery, SchemaError, Window
+from connectors.base import (
+    ENV_REFERENCE,
+    Connector,
+    ConnectorConfig,
+    MetricQuery,
+    SchemaError,
+    Window,
+)
 from cycles.errors import ConnectorError
 from cycles.secrets import redact
 
@@ -62,7 +69,7 @@ class HttpConfig(ConnectorConfig):
     @field_validator("base_url")
     @classmethod
     def _absolute_http_url(cls, value: str) -> str:
-        if not value.strip().lower().startswith(("http://", "https://")):
+        if not value.strip().lower().startswith(("http://", "https://", ENV_REFERENCE)):
             raise ValueError("base_url must start with http:// or https://")
         return value.strip()
 

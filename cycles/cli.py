@@ -154,7 +154,10 @@ def _periods(
     if first is None:
         if last is not None:
             raise UsageError("--to needs --from (a backfill runs from one period to another)")
-        return [str(parse_period(outcome, period, today))]
+        the_period = parse_period(outcome, period, today)
+        if not dry_run:
+            refuse_future(outcome, the_period, today)
+        return [str(the_period)]
     if period is not None:
         raise UsageError("give either --period or --from/--to, not both")
     start = parse_period(outcome, first, today)
@@ -440,6 +443,7 @@ def history(outcome: str, *, json: bool = False) -> int:
     from cycles.store.fastread import read_cycles
     from cycles.store.urls import sqlite_file
 
+    outcome = _outcome_id(outcome)
     url = default_url()
     file = sqlite_file(url)
     records = [] if file is not None and not file.exists() else read_cycles(url, outcome)
@@ -455,6 +459,18 @@ def history(outcome: str, *, json: bool = False) -> int:
     else:
         console.print_history(records, outcome, where=url)
     return 0
+
+
+def _outcome_id(name_or_path: str) -> str:
+    """An outcome's identifier, also when it is given as its declaration file."""
+    from cycles.declaration.loader import YAML_SUFFIXES
+
+    path = Path(name_or_path)
+    if path.suffix in (*YAML_SUFFIXES, ".py") and path.is_file():
+        from cycles.declaration import load
+
+        return load(path, env="keep").outcome
+    return name_or_path
 
 
 def _known_outcome(name: str, url: str) -> None:
@@ -498,6 +514,7 @@ def report(outcome: str, *, html: Path | None = None, png: Path | None = None) -
     from cycles.report import build_report
     from cycles.report.vega import write
 
+    outcome = _outcome_id(outcome)
     store = open_history(create=False)
     records = store.cycles(outcome) if store else []
     if not records:
@@ -523,14 +540,13 @@ def validate(declarations: list[str]) -> int:
     """
     from cycles import console
     from cycles.declaration import find
-    from cycles.engine import check_actions, preflight
+    from cycles.engine import preflight
 
     failed = 0
     for item in declarations:
         try:
             outcome = find(item)
             preflight(outcome)
-            check_actions(outcome)
         except DeclarationError as exc:
             console.error_line(_one_line(str(exc)))  # one line per declaration, like main()
             failed += 1

@@ -82,7 +82,8 @@ def trigger_spec(outcome: Outcome) -> dict[str, Any]:
         "parameters": {
             "period": "{{ event.payload.period | default(none) }}",
             "campaign": "{{ event.payload.campaign | default(none) }}",
-            "event_time": "{{ event.occurred }}",
+            # text: a template of one expression goes through tojson, which a datetime fails
+            "event_time": "{{ event.occurred.isoformat() }}",
             "review": True,
         },
     }

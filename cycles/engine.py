@@ -403,9 +403,11 @@ STAGE_FUNCTIONS: dict[Stage, Callable[[Cycle], None]] = {
 
 
 def preflight(outcome: Outcome) -> None:
-    """Before anything runs: every source answers and has the columns the declaration names."""
+    """Before anything runs: every source answers and has the columns the declaration names,
+    and every action could run as declared (`check_actions`)."""
     from cycles.declaration.errors import key_path
 
+    check_actions(outcome)
     connectors = {name: open_connector(outcome, name) for name in outcome.connectors}
     try:
         for name, spec in outcome.metrics.items():

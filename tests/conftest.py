@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator, Mapping
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -147,3 +147,26 @@ def _forget_secrets() -> Iterator[None]:
 
     yield
     secrets.forget_all()
+
+
+class Clock:
+    """radar's clock, shifted for every process that inherits `RADAR_TEST_CLOCK` (cycles.clock):
+    `clock.at(when)` makes radar's now `when` (and the real clock moves on from there)."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+
+    def at(self, when: datetime) -> None:
+        from datetime import UTC
+
+        self.file.write_text(f"{(when - datetime.now(UTC)).total_seconds():.6f}")
+
+    def env(self) -> dict[str, str]:
+        return {"RADAR_TEST_CLOCK": str(self.file)}
+
+
+@pytest.fixture
+def clock(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Clock:
+    shifted = Clock(tmp_path_factory.mktemp("clock") / "offset")
+    monkeypatch.setenv("RADAR_TEST_CLOCK", str(shifted.file))
+    return shifted

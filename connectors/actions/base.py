@@ -64,7 +64,7 @@ class Action(ABC):
 
     def rendered(self, context: ActionContext) -> dict[str, Any]:
         """The config with `{params.X}`, `{period}`, `{outcome}` filled in."""
-        from cycles.declaration.model import render
+        from connectors.actions.template import render
 
         data = self.config.model_dump(mode="python")
         return render(data, params=context.params, **context.fields())

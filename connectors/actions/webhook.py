@@ -29,10 +29,10 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr, field_validator
 
 from connectors.actions.base import Action, ActionConfig, ActionContext
+from connectors.actions.template import PLACEHOLDER
+from connectors.base import ENV_REFERENCE
 from cycles.errors import ActionError
 from cycles.secrets import redact
-
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")  # as cycles.declaration.model's
 
 
 class WebhookConfig(ActionConfig):
@@ -51,7 +51,7 @@ class WebhookConfig(ActionConfig):
     @field_validator("url")
     @classmethod
     def _absolute_http_url(cls, value: str) -> str:
-        if not value.strip().lower().startswith(("http://", "https://", "{")):
+        if not value.strip().lower().startswith(("http://", "https://", "{", ENV_REFERENCE)):
             raise ValueError("url must start with http:// or https://")
         return value.strip()
 
@@ -69,7 +69,7 @@ class WebhookAction(Action):
     def check(self, base_dir: Path) -> None:
         import httpx
 
-        url = _PLACEHOLDER.sub("x", self.config.url)  # filled in per cycle
+        url = PLACEHOLDER.sub("x", self.config.url)  # filled in per cycle
         try:
             parsed = httpx.URL(url)
         except httpx.InvalidURL as exc:
@@ -124,7 +124,7 @@ class WebhookAction(Action):
             text = quote(str(value), safe="")
             return text.replace(".", "%2E") if text in (".", "..") else text  # no dot segment
 
-        return _PLACEHOLDER.sub(fill, self.config.url)
+        return PLACEHOLDER.sub(fill, self.config.url)
 
 
 def reach_of(response: Any, path: str) -> float | None:

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from connectors.actions.base import ActionConfig
+from connectors.actions.template import FIELDS, PLACEHOLDER, render
 from connectors.base import ConnectorConfig
 from connectors.registry import UnknownType, action_class, connector_class
 from cycles.checks import ExpectationSpec, ExpectationSpecError, parse_expectation
@@ -178,8 +179,6 @@ ConnectorEntry = Annotated[SerializeAsAny[ConnectorConfig], BeforeValidator(_con
 ActionEntry = Annotated[SerializeAsAny[ActionConfig], BeforeValidator(_action_config)]
 Expectation = Annotated[ExpectationSpec, BeforeValidator(_expectation)]
 
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")  # {period}, {params.x}; not JSON
-
 
 class ApproachSpec(Strict):
     """What we try: named, with parameters, how to adjust them, and the actions that deploy it."""
@@ -215,8 +214,8 @@ class ApproachSpec(Strict):
         return self
 
     def _check_placeholders(self, loc: Loc, text: str) -> None:
-        for field in _PLACEHOLDER.findall(text):
-            if field in ("period", "outcome", "approach", "action", "key"):
+        for field in PLACEHOLDER.findall(text):
+            if field in FIELDS:
                 continue
             if field.startswith("params.") and field[len("params.") :] in self.params:
                 continue
@@ -467,30 +466,6 @@ def _not_a_key(name: str, section: str, known: dict[str, Any]) -> str:
     suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
     listing = ", ".join(known) or "none declared"
     return f"{name!r} is not a key of {section}{suggestion}; known: {listing}"
-
-
-def render(template: Any, *, params: dict[str, Any], **fields: Any) -> Any:
-    """Fill `{params.NAME}`, `{period}`, `{outcome}` ... in strings, recursively.
-
-    A string that is one placeholder and nothing else keeps the value's type (a number stays a
-    number in a JSON payload).
-    """
-    if isinstance(template, dict):
-        return {k: render(v, params=params, **fields) for k, v in template.items()}
-    if isinstance(template, list):
-        return [render(v, params=params, **fields) for v in template]
-    if not isinstance(template, str):
-        return template
-
-    def lookup(name: str) -> Any:
-        if name.startswith("params."):
-            return params[name[len("params.") :]]
-        return fields[name]
-
-    whole = _PLACEHOLDER.fullmatch(template)
-    if whole:
-        return lookup(whole.group(1))
-    return _PLACEHOLDER.sub(lambda m: str(lookup(m.group(1))), template)
 
 
 __all__ = [

@@ -31,6 +31,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError, St
 from sqlalchemy.pool import StaticPool
 
 from cycles.errors import StoreError
+from cycles.store.files import prepare_sqlite_file
 from cycles.store.models import HEAD
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -175,12 +176,11 @@ def make_engine(raw: str) -> Engine:
             kwargs["connect_args"] = {"check_same_thread": False}
         elif not database.startswith("file:"):
             path = Path(database).expanduser().resolve()
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+            try:  # .radar/ 0700, the file 0600, neither through a planted link
+                prepare_sqlite_file(Path(database).expanduser().absolute())
             except OSError as exc:
                 raise StoreError(
-                    f"cannot create the history database's directory {path.parent}: "
-                    f"{exc.strerror or exc}"
+                    f"cannot create the history database {path}: {exc.strerror or exc}"
                 ) from None
             url = url.set(database=str(path))
     else:

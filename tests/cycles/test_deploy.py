@@ -32,7 +32,7 @@ def test_deployment_spec() -> None:
     # a single template expression keeps the payload's JSON type; default(none) tolerates no period
     assert trigger["parameters"]["period"] == "{{ event.payload.period | default(none) }}"
     # without a period, the review is for the period holding the event (not the delayed run)
-    assert trigger["parameters"]["event_time"] == "{{ event.occurred }}"
+    assert trigger["parameters"]["event_time"] == "{{ event.occurred.isoformat() }}"
 
 
 def test_no_trigger_without_an_event_to_wait_for() -> None:
