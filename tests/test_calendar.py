@@ -158,8 +158,9 @@ def test_a_bad_backfill_is_refused_before_any_period_runs(
 
 
 def test_void_keeps_the_cycle_and_the_policy_forgets_it(
-    decl: Path, capsys: pytest.CaptureFixture[str]
+    decl: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # the history table, unfolded
     from cycles.declaration import load
     from cycles.engine import run_cycle
 
@@ -244,8 +245,9 @@ def test_each_tick_reviews_the_month_that_ended_and_opens_the_new_one(
 
 
 def test_a_review_that_waits_for_its_event_or_its_deadline(
-    workdir: Path, clock: Clock, capsys: pytest.CaptureFixture[str]
+    workdir: Path, clock: Clock, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # the history table, unfolded
     decl = project(workdir, "review: {after_event: campaign.ended, delay: P2D}\n")
     clock.at(local(2026, 1))
     run_json(capsys, "tick", str(decl))

@@ -311,9 +311,9 @@ def test_three_months_of_ticks_deliver_and_review_each_period_once(loop: Loop) -
     loop.at(local(2027, 2, 3, 0, 1))
     loop.settle()
     silent = loop.history("silent")
-    assert silent["2027-01"]["reasons"][:1] == ["no campaign.ended event by 2027-02-03 00:00 CET"], (
-        loop.explain()
-    )
+    assert silent["2027-01"]["reasons"][:1] == [
+        "no campaign.ended event by 2027-02-03 00:00 CET"
+    ], loop.explain()
 
     # Feb 10: January's campaign ended; its review lands after February opened
     loop.at(local(2027, 2, 10))
@@ -373,8 +373,11 @@ def test_three_months_of_ticks_deliver_and_review_each_period_once(loop: Loop) -
     # named after the period it belongs to
     names = {r.id: r.name for r in runs}
     tasks = task_runs(list(names))
+    stages = {*OPENING, *CLOSING}  # a subflow shows in its parent as a task run of its own
     seen = Counter(
-        (names[t.flow_run_id], t.name) for t in tasks if t.state_type.value == "COMPLETED"
+        (names[t.flow_run_id], t.name)
+        for t in tasks
+        if t.state_type.value == "COMPLETED" and t.name in stages
     )
     recorded = Counter(
         (f"{name}/{period}", r["stage"])

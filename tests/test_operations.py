@@ -308,7 +308,7 @@ def test_deploy_creates_the_deployment_its_schedule_and_trigger(
     assert action.type == "run-deployment"
     assert action.schedule_after == timedelta(seconds=3)
     assert action.parameters["review"] is True
-    assert set(action.parameters) == {"period", "campaign", "review"}
+    assert set(action.parameters) == {"period", "campaign", "event_time", "review"}
 
 
 CAMPAIGN_LOST = (
@@ -333,7 +333,9 @@ def test_campaign_ended_reviews_the_period_after_the_delay(
     run = review.run
     assert run.name == "referrals/2026-10"
     assert run.state_name == "Completed"
-    assert run.parameters == {"period": "2026-10", "campaign": "spring", "review": True}
+    params = dict(run.parameters)
+    event_time = datetime.fromisoformat(params.pop("event_time"))
+    assert params == {"period": "2026-10", "campaign": "spring", "review": True}
     assert run.created_by is not None and run.created_by.type == "AUTOMATION"
     assert {"outcome:referrals", "cadence:monthly"} <= set(run.tags)
 
@@ -342,6 +344,7 @@ def test_campaign_ended_reviews_the_period_after_the_delay(
     occurred = datetime.fromisoformat(event["occurred"].replace("Z", "+00:00"))
     before, after = review.emitted
     assert before - timedelta(seconds=1) <= occurred <= after
+    assert abs(event_time - occurred) < timedelta(seconds=1)  # the trigger passes the event's time
     delay = run.expected_start_time - occurred
     assert timedelta(seconds=3) <= delay <= timedelta(seconds=13), delay
 
@@ -394,7 +397,11 @@ def test_campaign_ended_without_a_period_reviews_the_current_one(
     campaign_review: CampaignReview, api: PrefectServer
 ) -> None:
     run = campaign_review.current
-    assert run.parameters == {"period": None, "campaign": None, "review": True}
+    params = dict(run.parameters)
+    occurred = datetime.fromisoformat(params.pop("event_time"))
+    assert params == {"period": None, "campaign": None, "review": True}
+    # the period holding the event's time (not the delayed run's)
+    assert run.name == f"referrals/{current_month(occurred)}"
     assert run.name == f"referrals/{current_month(run.expected_start_time)}"
 
 
@@ -628,5 +635,5 @@ def test_prefect_deploy_all_from_prefect_yaml(api: PrefectServer, tmp_path: Path
     [automation] = automations
     [action] = automation.actions
     assert action.schedule_after == timedelta(days=14)
-    assert set(action.parameters) == {"period", "campaign", "review"}
+    assert set(action.parameters) == {"period", "campaign", "event_time", "review"}
     assert set(deployment.parameter_openapi_schema["properties"]) >= {"period", "review"}

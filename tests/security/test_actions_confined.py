@@ -75,7 +75,6 @@ RAISING = {
     "sys.exit(0) in the callable": ("quit:ask", {"quit.py": "import sys\ndef ask(context):\n    sys.exit(0)\n"}, "SystemExit: 0"),
     "sys.exit() in the callable": ("quit:ask", {"quit.py": "import sys\ndef ask(context):\n    sys.exit()\n"}, "SystemExit"),
     "KeyboardInterrupt": ("quit:ask", {"quit.py": "def ask(context):\n    raise KeyboardInterrupt\n"}, "KeyboardInterrupt"),
-    "sys.exit(3) on import": ("quit:ask", {"quit.py": "import sys\nsys.exit(3)\ndef ask(context):\n    return 1\n"}, "cannot import quit:ask: SystemExit: 3"),
     "a two-line message": ("quit:ask", {"quit.py": "def ask(context):\n    raise ValueError('one\\ntwo')\n"}, "ValueError: one two"),
 }  # fmt: skip
 
@@ -93,6 +92,19 @@ def test_a_callable_that_exits_is_a_failed_action(
     recorded = ledger(workdir)
     assert (recorded.status, recorded.attempts) == ("failed", 1)
     assert said in recorded.error
+
+
+@pytest.mark.slow
+def test_a_module_that_exits_on_import_stops_the_run_before_anything_is_recorded(
+    workdir: Path,
+) -> None:
+    files = {"quit.py": "import sys\nsys.exit(3)\ndef ask(context):\n    return 1\n"}
+    decl = project(workdir, "{name: ask, type: python, callable: 'quit:ask'}", files)
+    ran = radar("run", str(decl), "--period", PERIOD, "--json", cwd=workdir)
+    assert ran.returncode == 2 and ran.stderr.count("\n") == 1, ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert "cannot import quit:ask: SystemExit: 3" in ran.stderr
+    assert ledger(workdir) is None  # checked before the run: nothing recorded
 
 
 @pytest.mark.slow
@@ -149,10 +161,11 @@ def test_pydoc_pipepager_is_refused_by_validate_and_run(workdir: Path) -> None:
     assert "module 'pydoc' is not allowed" in checked.stderr
     assert "RADAR_PYTHON_ACTIONS=pydoc" in checked.stderr
     ran = radar("run", str(decl), "--period", PERIOD, "--json", cwd=workdir)
-    assert ran.returncode == 1 and ran.stderr.count("\n") == 1, ran.stderr
+    # refused as a declaration error before anything runs or is recorded
+    assert ran.returncode == 2 and ran.stderr.count("\n") == 1, ran.stderr
     assert "module 'pydoc' is not allowed" in ran.stderr
     assert not marker.exists()
-    assert ledger(workdir).status == "failed"
+    assert ledger(workdir) is None
     allowed = radar("validate", str(decl), cwd=workdir, env={"RADAR_PYTHON_ACTIONS": "json,pydoc"})
     assert allowed.returncode == 0, allowed.stderr
     assert not marker.exists()
