@@ -303,7 +303,10 @@ def void(outcome: str, period: str, *, reason: str) -> int:
     out.print(f"{declared.outcome}/{record.period} is void: {console.escape(reason.strip())}")
     if not after:
         approach, why = choose_approach(declared, before)
-        out.print(f"the next opening runs {console.approach_text(approach)} ({why})")
+        out.print(
+            f"the next opening runs {console.escape(console.approach_text(approach))} "
+            f"({console.escape(why)})"
+        )
     out.print(console.history_note(1, "cycle"))
     return 0
 
@@ -525,7 +528,9 @@ def report(outcome: str, *, html: Path | None = None, png: Path | None = None) -
     if html is None and png is None:
         html = Path("reports") / f"{outcome}.html"
     for path in write(build_report(records), html_file=html, png_file=png):
-        console.console().print(f"wrote {path} ({len(records)} cycles of {outcome})")
+        console.console().print(
+            console.escape(f"wrote {path} ({len(records)} cycles of {outcome})")
+        )
     return 0
 
 
@@ -551,7 +556,8 @@ def validate(declarations: list[str]) -> int:
             console.error_line(_one_line(str(exc)))  # one line per declaration, like main()
             failed += 1
             continue
-        console.console().print(f"[green]ok[/] {outcome.source or item} ({outcome.outcome})")
+        where = console.escape(f"{outcome.source or item} ({outcome.outcome})")
+        console.console().print(f"[green]ok[/] {where}")
     return 2 if failed else 0
 
 
@@ -608,7 +614,7 @@ def deploy(
     if write_prefect_yaml is not None:
         text = prefect_yaml(outcomes, pool=pool, workdir=write_prefect_yaml.resolve().parent)
         write_prefect_yaml.write_text(text, encoding="utf-8")
-        out.print(f"wrote {len(outcomes)} deployment(s) to {write_prefect_yaml}")
+        out.print(console.escape(f"wrote {len(outcomes)} deployment(s) to {write_prefect_yaml}"))
         return 0
     _require_prefect_api(reachable=True)
     if ensure_pool(pool):
@@ -626,8 +632,10 @@ def deploy(
         names = env_names(outcome)
         needs = f"; the worker needs {', '.join(names)}" if names else ""
         out.print(
-            f"deployed {outcome.outcome}/{outcome.outcome} from {outcome.source}: cron "
-            f"{cron_of(outcome)!r} ({outcome.timezone}){when}{needs}"
+            console.escape(
+                f"deployed {outcome.outcome}/{outcome.outcome} from {outcome.source}: cron "
+                f"{cron_of(outcome)!r} ({outcome.timezone}){when}{needs}"
+            )
         )
     out.print(f"start a worker: prefect worker start --pool {pool}")
     return 0
@@ -672,14 +680,12 @@ def campaign_ended(outcome: str, *, campaign: str | None = None, period: str | N
         raise RadarError(f"could not emit {event!r}: is the Prefect API reachable?")
     listens = declared.review is not None and declared.review.after_event == event
     delay = declared.review.delay if declared.review else None
-    console.console().print(
-        f"emitted {event} for radar.outcome.{declared.outcome}"
-        + (
-            f"; the review runs in {console.duration(delay)}"
-            if listens and delay is not None
-            else "; the outcome declares no review.after_event, so nothing listens"
-        )
+    said = f"emitted {event} for radar.outcome.{declared.outcome}" + (
+        f"; the review runs in {console.duration(delay)}"
+        if listens and delay is not None
+        else "; the outcome declares no review.after_event, so nothing listens"
     )
+    console.console().print(console.escape(said))
     return 0
 
 
@@ -698,9 +704,12 @@ def upgrade() -> int:
     store.upgrade()
     after = store.revision()
     if before == after:
-        console.console().print(f"{store.url} is at revision {after}: nothing to do")
+        said = f"{store.url} is at revision {after}: nothing to do"
+        console.console().print(console.escape(said))
     else:
-        console.console().print(f"{store.url}: upgraded from {before or 'empty'} to {after}")
+        console.console().print(
+            console.escape(f"{store.url}: upgraded from {before or 'empty'} to {after}")
+        )
     return 0
 
 
@@ -765,7 +774,9 @@ def _fail(error: RadarError, cause: BaseException) -> int:
     if _FLAGS["debug"]:
         import traceback
 
-        traceback.print_exception(cause)
+        from cycles.secrets import redact
+
+        sys.stderr.write(redact("".join(traceback.format_exception(cause))))
     console.error_line(_one_line(str(error)))
     return error.exit_code
 

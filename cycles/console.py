@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cycles.secrets import redact
+from cycles.secrets import redact, redact_data
 
 if TYPE_CHECKING:  # an error line needs no pydantic
     from cycles.record import CycleRecord
@@ -44,8 +45,10 @@ def print_json(data: Any) -> None:
 
     JSON has no NaN or Infinity: a number that is not finite is printed as null.
     """
-    text = json.dumps(_finite(data), indent=2, default=str, allow_nan=False)
-    sys.stdout.write(redact(text) + "\n")
+    # secrets are redacted in the data, not in the text: the output stays the same valid JSON
+    # and no period, number or name is rewritten (cycles.secrets.redact_data)
+    text = json.dumps(redact_data(_finite(data)), indent=2, default=str, allow_nan=False)
+    sys.stdout.write(text + "\n")
 
 
 def _finite(data: Any) -> Any:
@@ -59,19 +62,30 @@ def _finite(data: Any) -> Any:
 
 
 def error_line(message: str) -> None:
-    sys.stderr.write(f"radar: {redact(message)}\n")
+    sys.stderr.write(f"radar: {printable(redact(message))}\n")
 
 
 def notice(message: str) -> None:
     """Something a user should know that is not the command's output (stderr, like errors)."""
-    sys.stderr.write(f"radar: {redact(message)}\n")
+    sys.stderr.write(f"radar: {printable(redact(message))}\n")
+
+
+_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def printable(text: str) -> str:
+    """Text from outside (a server's answer, a title) without terminal control sequences: an
+    escape sequence could move the cursor, rewrite the line or retitle the terminal."""
+    return _CONTROL.sub("", text)
 
 
 def escape(text: str) -> str:
-    """User text (names, titles, reasons) safe inside rich markup."""
+    """User text (names, titles, reasons) safe inside rich markup and on a terminal."""
     from rich.markup import escape as rich_escape
 
-    return rich_escape(text)
+    return rich_escape(printable(text))
 
 
 NEW_HISTORY: list[Path] = []  # a history this command created, not yet told about
@@ -83,7 +97,7 @@ def history_note(count: int, what: str, *, dry_run: bool = False) -> str:
     from cycles.store import default_url
 
     plural = "s" if count != 1 else ""
-    where = "nothing recorded (dry run)" if dry_run else f"history: {redact(default_url())}"
+    where = "nothing recorded (dry run)" if dry_run else f"history: {shown_url(default_url())}"
     if NEW_HISTORY and not dry_run:
         where += f" ({new_history_text()})"
         NEW_HISTORY.clear()
@@ -116,6 +130,13 @@ def duration(span: timedelta) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds // size} {unit}"
     return f"{seconds} s"
+
+
+def shown_url(url: str) -> str:
+    """A database URL as people may see it: its password (and any secret) as ***."""
+    from cycles.store.urls import without_password
+
+    return redact(without_password(url))
 
 
 def approach_text(approach: Any) -> str:
@@ -163,7 +184,7 @@ def cycle_line(record: CycleRecord) -> str:
     style = DECISION_STYLE.get(decision, "dim")
     return (
         f"[bold]{record.period}[/]  {fmt(record.result_value):>6} vs {cmp} {fmt(record.target):<5}"
-        f" [{style}]{decision:<8}[/] {escape(redact(short_reasons(record)))}  [dim]→ next:[/] "
+        f" [{style}]{decision:<8}[/] {escape(short_reasons(record))}  [dim]→ next:[/] "
         f"{escape(approach_text(record.next_approach))}"
         + (f"  [dim]RADAR[/] {score_text(record)}" if record.extra.get("score") else "")
     )
@@ -215,7 +236,7 @@ def print_summary(record: CycleRecord) -> None:
     table.add_row("approach", escape(approach_text(record.approach)))
     why = record.extra.get("approach_reason")
     if why and "approach" in record.stages:  # Stage is a StrEnum
-        table.add_row("", f"· {escape(redact(str(why)))}")
+        table.add_row("", f"· {escape(str(why))}")
     if record.actions:
         table.add_row("actions", escape(actions_text(record)))
     table.add_row("checks", f"{record.checks.passed} passed, {record.checks.failed} failed")
@@ -230,7 +251,7 @@ def print_summary(record: CycleRecord) -> None:
         table.add_row("drivers" if i == 0 else "", driver_text(driver))
     table.add_row("decision", decision_text(record))
     for reason in record.reasons:
-        table.add_row("", f"· {escape(redact(reason))}")
+        table.add_row("", f"· {escape(reason)}")
     table.add_row("next", escape(approach_text(record.next_approach)))
     score = record.extra.get("score")
     if isinstance(score, dict) and "total" in score:
@@ -249,7 +270,7 @@ def print_history(records: Iterable[CycleRecord], outcome: str, *, where: str = 
 
     rows = list(records)
     out = console()
-    shown_where = f"history: {escape(redact(where))}" if where else ""
+    shown_where = f"history: {escape(shown_url(where))}" if where else ""
     if not rows:
         out.print(f"no cycles recorded for {escape(repr(outcome))}  [dim]{shown_where}[/]")
         return
@@ -268,7 +289,7 @@ def print_history(records: Iterable[CycleRecord], outcome: str, *, where: str = 
             fmt(r.result_value),
             fmt(r.target),
             decision_text(r),
-            escape(redact(short_reasons(r, 3))),
+            escape(short_reasons(r, 3)),
             escape(approach_text(r.next_approach)),
             score_text(r),
         )
@@ -283,7 +304,7 @@ def print_outcomes(rows: list[dict[str, Any]], where: str | None) -> None:
     if not rows:
         out.print("no declared outcomes found (./flows, the working directory, RADAR_FLOWS)")
         return
-    note = f"history: {redact(where)}" if where else "no history here yet"
+    note = f"history: {shown_url(where)}" if where else "no history here yet"
     table = Table(title=f"{len(rows)} outcomes  [dim]{escape(note)}[/]", title_justify="left")
     for column in ("outcome", "cadence", "last period", "last decision", "declaration"):
         table.add_column(column, overflow="fold")

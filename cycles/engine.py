@@ -105,7 +105,7 @@ class Cycle:
         record = self.record
         record.stages = []
         record.dry_run = self.dry_run
-        record.title = self.outcome.title
+        record.title = self.outcome.as_written(("title",), self.outcome.title)
         record.target = self.outcome.result.target
         record.direction = self.outcome.result.direction.value
         record.result_metric = self.outcome.result.metric
@@ -274,7 +274,8 @@ def _result(cycle: Cycle) -> None:
 
 def _approach(cycle: Cycle) -> None:
     approach, why = cycle.planned
-    cycle.record.approach = approach
+    # the history keeps secret parameters masked: they stay in the declaration
+    cycle.record.approach = stages.masked(cycle.outcome, approach)
     cycle.record.extra["approach_reason"] = why
 
 
@@ -322,7 +323,7 @@ def _deploy_action(cycle: Cycle, config: Any) -> ActionRun:
         return begun  # another run delivered it meanwhile
     context = ActionContext(
         outcome=outcome.outcome, period=record.period, approach=record.approach.name,
-        params=dict(record.approach.params), key=key, base_dir=outcome.base_dir,
+        params=stages.unmasked(outcome, record.approach), key=key, base_dir=outcome.base_dir,
     )  # fmt: skip
     try:
         with captured_output(key):

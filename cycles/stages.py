@@ -7,8 +7,10 @@ decide what that data means.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from connectors.base import Window
+from cycles.choice import phase_effects
 from cycles.declaration.model import Outcome
 from cycles.drivers import DriverState, from_extra, is_gap
 from cycles.periods import Period
@@ -69,12 +71,37 @@ def choose_approach(outcome: Outcome, history: Sequence[CycleRecord]) -> tuple[A
 
 def _declared(outcome: Outcome, ref: ApproachRef) -> ApproachRef:
     """`ref` with its declared parameters: the ones it carries win; parameters declared since
-    join with their value, and so do secrets (the history keeps them as ***)."""
+    join with their value, and so do secrets (the history keeps them masked): a secret comes
+    from the declaration, never from the history."""
     spec = outcome.approach(ref.name)
     assert spec is not None
-    carried = {k: v for k, v in ref.params.items() if k in spec.params and v != MASK}
+    secret = outcome.secret_params(spec.name)
+    carried = {
+        k: v
+        for k, v in ref.params.items()
+        if k in spec.params and k not in secret and not (isinstance(v, str) and MASK in v)
+    }
     params = {**spec.params, **carried}
     return ApproachRef(name=spec.name, params=params)
+
+
+def masked(outcome: Outcome, ref: ApproachRef) -> ApproachRef:
+    """`ref` as the history keeps it: parameters read from the environment as ***."""
+    secret = outcome.secret_params(ref.name)
+    if not secret:
+        return ref
+    return ApproachRef(
+        name=ref.name, params={k: MASK if k in secret else v for k, v in ref.params.items()}
+    )
+
+
+def unmasked(outcome: Outcome, ref: ApproachRef) -> dict[str, Any]:
+    """The parameters an approach's actions run with: secrets from the declaration."""
+    spec = outcome.approach(ref.name)
+    params = dict(ref.params)
+    if spec is not None:
+        params |= {k: spec.params[k] for k in outcome.secret_params(ref.name) if k in spec.params}
+    return params
 
 
 def keep_plan_in_force(
@@ -235,5 +262,12 @@ def review(
             drivers=drivers,
             sustain=outcome.policy.sustain,
             max_adjustments=outcome.policy.max_adjustments,
+            outcome=outcome.outcome,
+            choice=outcome.policy.choice,
+            phases=phase_effects(
+                [*history, record],
+                outcome.result.metric,
+                proportion=outcome.result_metric.is_proportion,
+            ),
         )
     )

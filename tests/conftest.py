@@ -23,9 +23,10 @@ def radar(
 ) -> subprocess.CompletedProcess[str]:
     """`radar ARGS` in a new process: the default history in `cwd`, no Prefect API or profile
     from the calling environment, `env` on top."""
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    full_env = {**os.environ, "COLUMNS": "200"}
     for name in ("RADAR_DATABASE_URL", "PREFECT_API_URL", "PREFECT_PROFILE"):
         full_env.pop(name, None)
+    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "cycles.cli", *args], cwd=cwd, env=full_env,
         capture_output=True, text=True, timeout=timeout, check=False,

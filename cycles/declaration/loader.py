@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from pydantic import ValidationError
 
@@ -70,6 +71,11 @@ def read_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
     yaml = YAML(typ="rt")
     text = ""
     try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:  # refused before it is read: parsing 50 MB takes a minute
+            raise DeclarationError(
+                f"{size:,} bytes: a declaration is at most {MAX_BYTES:,} bytes", file=path
+            )
         text = path.read_text(encoding="utf-8")
         tree = yaml.load(text)
     except ReaderError as exc:  # a character YAML does not allow (NUL, other controls)
@@ -94,6 +100,10 @@ def read_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
         raise DeclarationError(_TOO_DEEP, file=path) from None
     except _TooLarge:
         raise DeclarationError(_TOO_LARGE, file=path) from None
+    except _Refused as exc:
+        raise DeclarationError(
+            exc.message, file=path, line=exc.line, key=key_path(exc.loc) or None
+        ) from None
 
 
 _TOO_DEEP = "YAML nested too deeply to read (mappings or lists some hundred levels deep)"
@@ -103,8 +113,50 @@ MAX_VALUES = 100_000
 _TOO_LARGE = f"YAML expands to more than {MAX_VALUES:,} values (aliases of aliases?)"
 
 
+MAX_BYTES = 1_000_000  # a declaration is a few kB; a larger file is refused before it is read
+
+# Explicit tags a declaration may use: YAML's own core types (`!!str 12`). Any other tag
+# (`!x`, `!!python/object/apply:...`, `!!binary`) would make a value no check expects.
+_CORE_TAGS = {
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")
+}
+
+
 class _TooLarge(Exception):
     pass
+
+
+class _Refused(Exception):
+    """A value YAML allows but a declaration does not (a tag, a NUL, a lone surrogate)."""
+
+    def __init__(self, message: str, loc: Loc, line: int | None) -> None:
+        super().__init__(message)
+        self.message, self.loc, self.line = message, loc, line
+
+
+def _tag(node: Any) -> str | None:
+    tag = getattr(node, "tag", None)
+    value = getattr(tag, "value", tag)
+    return value if isinstance(value, str) else None
+
+
+def _check_scalar(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
+    from ruamel.yaml.comments import TaggedScalar
+
+    line = _line(lines, loc)
+    if isinstance(node, TaggedScalar):
+        tag = _tag(node)
+        if tag != "tag:yaml.org,2002:str":
+            raise _Refused(f"YAML tag {tag} is not allowed in a declaration", loc, line)
+        node = str(node.value)
+    if isinstance(node, bytes | bytearray):
+        raise _Refused("binary values (!!binary) are not allowed in a declaration", loc, line)
+    if isinstance(node, str):
+        if "\x00" in node:
+            raise _Refused("a NUL character (\\0) is not allowed in a declaration", loc, line)
+        if any("\ud800" <= c <= "\udfff" for c in node):
+            raise _Refused("a lone surrogate (\\ud800-\\udfff) is not text", loc, line)
+    return node
 
 
 def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
@@ -112,9 +164,13 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
 
     if len(lines) > MAX_VALUES:  # every key and list item expanded so far has a line
         raise _TooLarge
+    tag = _tag(node) if isinstance(node, CommentedMap | CommentedSeq) else None
+    if tag is not None and tag not in _CORE_TAGS:
+        raise _Refused(f"YAML tag {tag} is not allowed in a declaration", loc, _line(lines, loc))
     if isinstance(node, CommentedMap):
         out = {}
         for key, value in node.items():
+            _check_scalar(key, loc, lines)
             child = (*loc, str(key))
             # a key a merge (`<<: *anchor`) brought in has no position: the mapping's line
             position = (node.lc.data or {}).get(key)
@@ -127,6 +183,7 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
             lines[(*loc, i)] = node.lc.item(i)[0] + 1
             items.append(_plain(value, (*loc, i), lines))
         return items
+    node = _check_scalar(node, loc, lines)
     if isinstance(node, str):
         return str(node)
     return node
@@ -169,11 +226,24 @@ def _expand(text: str, loc: Loc, env: _Env) -> str:
                 key=key_path(loc),
             )
         found = os.environ[name]
+        if "\x00" in found or any("\ud800" <= c <= "\udfff" for c in found):
+            raise DeclarationError(
+                f"environment variable {name} holds bytes that are not text",
+                file=env.path, line=_line(env.lines, loc), key=key_path(loc),
+            )  # fmt: skip
         if not _names_something(loc):
             secrets.remember(found)
         return found
 
-    return _ENV.sub(value, text)
+    expanded = _ENV.sub(value, text)
+    credentials = _USERINFO.match(expanded)
+    if credentials and not _names_something(loc):  # Basic auth sends base64(user:password)
+        user, password = (unquote(part) for part in credentials.groups())
+        secrets.remember_credentials(user, password)
+    return expanded
+
+
+_USERINFO = re.compile(r"^[A-Za-z][\w+.-]*://([^/@:]*):([^/@]*)@")
 
 
 def _names_something(loc: Loc) -> bool:

@@ -27,10 +27,13 @@ from connectors.actions.template import FIELDS, PLACEHOLDER, render
 from connectors.base import ConnectorConfig
 from connectors.registry import UnknownType, action_class, connector_class
 from cycles.checks import ExpectationSpec, ExpectationSpecError, parse_expectation
+from cycles.choice import Choice
 from cycles.declaration.errors import Loc, first_error, located
 from cycles.periods import Cadence
 from cycles.signals import RuleSet
 from cycles.values import DecisionKind
+
+MAX_NAME = 200  # outcome, metric, approach and action names: what every history store keeps
 
 
 class Strict(BaseModel):
@@ -183,7 +186,7 @@ Expectation = Annotated[ExpectationSpec, BeforeValidator(_expectation)]
 class ApproachSpec(Strict):
     """What we try: named, with parameters, how to adjust them, and the actions that deploy it."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=MAX_NAME)
     rationale: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     adjust: dict[str, AdjustSpec] = Field(default_factory=dict)
@@ -262,6 +265,8 @@ class PolicySpec(Strict):
     sign_off_timeout: timedelta = timedelta(days=7)  # no answer by then: hold
     # improvement/deterioration signals: rules, beta-binomial (README "Signals")
     signals: RuleSet = Field(default_factory=RuleSet)
+    # once every approach was tried, a switch draws on evidence, or holds (`order`)
+    choice: Choice = Choice.evidence
 
     @field_validator("sign_off_timeout")
     @classmethod
@@ -330,6 +335,25 @@ class ScheduleSpec(Strict):
 OUTCOME_ID = re.compile(r"^[a-z0-9_-]+$")
 
 
+def _unstorable(data: Any, loc: Loc = ()) -> tuple[Loc, str] | None:
+    """The first string no history store can keep as text (a NUL, a lone surrogate)."""
+    if isinstance(data, str):
+        if "\x00" in data:
+            return loc, "a NUL character (\\0) is not allowed"
+        if any("\ud800" <= c <= "\udfff" for c in data):
+            return loc, "a lone surrogate (\\ud800-\\udfff) is not text"
+        return None
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(
+        data, list | tuple
+    ) else ()
+    for key, value in items:
+        found = _unstorable(key, loc) if isinstance(key, str) else None
+        found = found or _unstorable(value, (*loc, key))
+        if found:
+            return found
+    return None
+
+
 class Outcome(Strict):
     """A declared outcome: the tangible result, its metrics and sources, checks and approaches."""
 
@@ -350,11 +374,21 @@ class Outcome(Strict):
     _lines: dict[Loc, int] = PrivateAttr(default_factory=dict)
     _templates: dict[Loc, str] = PrivateAttr(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        found = _unstorable(data)
+        if found:
+            raise located(*found)
+        return data
+
     @field_validator("outcome")
     @classmethod
     def _identifier(cls, value: str) -> str:
         if not OUTCOME_ID.match(value):
             raise ValueError("an outcome identifier uses only a-z, 0-9, '_' and '-'")
+        if len(value) > MAX_NAME:
+            raise ValueError(f"an outcome identifier has at most {MAX_NAME} characters")
         return value
 
     @field_validator("timezone")
@@ -368,6 +402,9 @@ class Outcome(Strict):
 
     @model_validator(mode="after")
     def _references(self) -> Outcome:
+        for name in self.metrics:
+            if len(name) > MAX_NAME:
+                raise located(("metrics", name), f"a metric name has at most {MAX_NAME} characters")
         if self.result.metric not in self.metrics:
             raise located(
                 ("result", "metric"), _not_a_key(self.result.metric, "metrics", self.metrics)
@@ -444,6 +481,16 @@ class Outcome(Strict):
     def templates(self) -> dict[Loc, str]:
         """Keys whose text reads `${NAME}`, as written (before the environment filled it in)."""
         return self._templates
+
+    def secret_params(self, approach: str) -> set[str]:
+        """The parameters of `approach` whose value is read from the environment (`${NAME}`):
+        kept out of the history by their key, whatever their value."""
+        index = next((i for i, a in enumerate(self.approaches) if a.name == approach), None)
+        return {
+            str(loc[3])
+            for loc in self._templates
+            if len(loc) >= 4 and loc[:3] == ("approaches", index, "params")
+        }
 
     def as_written(self, loc: Loc, value: str) -> str:
         """`value` of the key at `loc`, or its text as written when it reads `${NAME}`: what may

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from cycles.record import CycleRecord
-from cycles.secrets import redact, redact_deep
+from cycles.secrets import redact, redact_data, redact_deep
 from cycles.store import mapping
 from cycles.store.db import finite
 from cycles.store.mapping import action_run as action_run  # re-exported for the Store
@@ -41,7 +41,7 @@ def cycle_fields(record: CycleRecord, status: str, completed: list[str]) -> dict
         "title": redact(record.title),
         "status": status,
         "decision": None if record.decision is None else str(record.decision),
-        "reasons": redact_deep(list(record.reasons)),
+        "reasons": list(record.reasons),  # built from structure: see secrets.STRUCTURAL
         "approach_name": None if approach is None else approach.name,
         "approach_params": None if approach is None else redact_deep(dict(approach.params)),
         "next_approach_name": None if nxt is None else nxt.name,
@@ -56,7 +56,7 @@ def cycle_fields(record: CycleRecord, status: str, completed: list[str]) -> dict
         "limits": None if record.limits is None else record.limits.model_dump(mode="json"),
         "signal": None if record.signal is None else str(record.signal),
         "completed_stages": completed,
-        "extra": redact_deep(dict(record.extra)),
+        "extra": redact_data(dict(record.extra)),
         "updated_at": now(),
     }
 

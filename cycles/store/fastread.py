@@ -10,6 +10,7 @@ schema's HEAD revision, or any driver error gives None, and the caller asks the 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import namedtuple
 from collections.abc import Callable
@@ -195,6 +196,9 @@ def _postgresql(parts: Parts, options: dict[str, str]) -> Opened | None:
         return None  # several hosts, or ports in the query: SQLAlchemy's own rules apply
     # the query holds libpq options such as options=-csearch_path=..., sslmode, host=/socket
     kwargs = _connect_args(parts, database="dbname") | options
+    # the server ends a query after the history's timeout (as the Store's own engine asks)
+    limit = f"-c statement_timeout={int(_timeout() * 1000)}"
+    kwargs["options"] = f"{kwargs['options']} {limit}" if kwargs.get("options") else limit
     conn = psycopg2.connect(**kwargs, connect_timeout=CONNECT_TIMEOUT_S)
     conn.set_session(readonly=True)
     return conn, "%s", _decoders(json_text=False, times=_utc)  # psycopg2 parses JSON itself
@@ -210,8 +214,21 @@ def _mysql(parts: Parts, options: dict[str, str]) -> Opened | None:
     ssl = {key[4:]: value for key, value in options.items() if key in _MYSQL_SSL}
     if ssl:
         kwargs["ssl"] = ssl
-    conn = pymysql.connect(**kwargs, connect_timeout=CONNECT_TIMEOUT_S)
+    # a server that accepts the connection and never answers: each wait ends after the timeout
+    seconds = _timeout()
+    conn = pymysql.connect(
+        **kwargs, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=seconds, write_timeout=seconds
+    )
     return conn, "%s", _decoders(json_text=True, times=_utc)
+
+
+def _timeout() -> float:
+    """`RADAR_DATABASE_TIMEOUT` as the Store reads it (an invalid value: the Store says so)."""
+    try:
+        seconds = float(os.environ.get("RADAR_DATABASE_TIMEOUT", "") or 60)
+    except ValueError:
+        return 60.0
+    return seconds if 0 < seconds < 1e6 else 60.0
 
 
 def _connect_args(parts: Parts, database: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 ENV_VAR = "RADAR_DATABASE_URL"
@@ -55,3 +56,11 @@ def sqlite_file(url: str) -> Path | None:
         return None
     path = rest[1:].split("?")[0]
     return Path(path) if path and path != ":memory:" else None
+
+
+_PASSWORD = re.compile(r"^([A-Za-z][\w+.-]*://[^/@:]*:)([^/@]*)(@)")
+
+
+def without_password(url: str) -> str:
+    """`scheme://user:***@host/db`: a URL to show, its password hidden."""
+    return _PASSWORD.sub(lambda m: f"{m.group(1)}***{m.group(3)}", url)

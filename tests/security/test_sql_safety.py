@@ -520,3 +520,16 @@ def test_two_runs_of_one_key_at_once_insert_once(target: Target) -> None:
     assert not any(thread.is_alive() for thread in threads)
     assert reaches == [1.0, 1.0]
     assert target.rows(f"SELECT k FROM {log}") == [(context().key,)]
+
+
+@pytest.mark.parametrize("kind", ["mysql", "postgresql"])
+def test_radar_history_on_a_server_that_never_answers_ends_with_one_line(
+    silent_port, kind, tmp_path
+) -> None:
+    from conftest import radar
+
+    url = SILENT[kind].format(port=silent_port)
+    env = {"RADAR_DATABASE_URL": url, db.TIMEOUT_ENV: "1"}
+    ran = radar("history", "refer", cwd=tmp_path, env=env, timeout=60)  # hang guard
+    assert ran.returncode == 1 and ran.stderr.count("\n") == 1, ran.stderr
+    assert "did not answer within 1 s" in ran.stderr
