@@ -33,6 +33,7 @@ from cycles.record import CheckSummary, CycleRecord
 from cycles.score import score
 from cycles.signoff import SignOff, apply_sign_off, needs_sign_off
 from cycles.turn import VOID
+from cycles.values import ACTION_FINAL as FINAL
 from cycles.values import ActionRun, ApproachRef, Stage, StageRun
 
 if TYPE_CHECKING:
@@ -308,7 +309,7 @@ def _deploy_action(cycle: Cycle, config: Any) -> ActionRun:
     }  # fmt: skip
     store = cycle.store
     known = store.get_action(key) if store else None
-    if known is not None and known.status in ("succeeded", "skipped"):
+    if known is not None and known.status in FINAL:
         return known
     if cycle.ended:
         reason = f"period {record.period} has ended: actions of past periods are never executed"
@@ -318,18 +319,28 @@ def _deploy_action(cycle: Cycle, config: Any) -> ActionRun:
         return store.skip_action(**ids, reason=reason)
     if cycle.dry_run or store is None:
         return ActionRun(name=config.name, type=config.type, key=key, status="dry-run")
+    # a pending row left by an earlier attempt (we hold the run lock, so its run is gone): its
+    # outcome is unknown, it may have been delivered
+    unknown = known is not None and known.status == "pending"
     begun = store.begin_action(**ids)
-    if begun.status in ("succeeded", "skipped"):
+    if begun.status in FINAL:
         return begun  # another run delivered it meanwhile
     context = ActionContext(
         outcome=outcome.outcome, period=record.period, approach=record.approach.name,
         params=stages.unmasked(outcome, record.approach), key=key, base_dir=outcome.base_dir,
     )  # fmt: skip
+    action = action_class(config.type)(config)
     try:
         with captured_output(key):
-            reach = action_class(config.type)(config).run(context)
+            reach = action.run(context)
     except ActionError as exc:
         return store.finish_action(key, status="failed", error=str(exc))
+    if unknown and not action.exactly_once:  # the sink cannot tell: say it may have seen it twice
+        note = (
+            "resent after an attempt whose outcome is unknown (its run ended without a record), "
+            "with the same idempotency key"
+        )
+        return store.finish_action(key, status="resent", reach=reach, error=note)
     return store.finish_action(key, status="succeeded", reach=reach)
 
 

@@ -197,9 +197,9 @@ def integrated(f: _Facts) -> Points:
 
 def implemented(f: _Facts) -> Points:
     scored: list[Points] = []
-    ran = [a for a in f.record.actions if a.status in ("succeeded", "failed", "pending")]
+    ran = [a for a in f.record.actions if a.status in ("succeeded", "resent", "failed", "pending")]
     if ran:
-        bad = [a for a in ran if a.status != "succeeded"]
+        bad = [a for a in ran if a.status not in ("succeeded", "resent")]
         if bad:
             points = 25 if len(bad) < len(ran) else 0
             scored.append((points, f"{len(bad)} of {len(ran)} actions did not succeed"))

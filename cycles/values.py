@@ -84,13 +84,18 @@ class Signal(Value):
     reasons: list[str] = Field(default_factory=list)
 
 
+# an action in one of these states never runs again ("resent": it succeeded on an attempt that
+# repeated one whose outcome is unknown, because its run was killed in between)
+ACTION_FINAL = ("succeeded", "resent", "skipped")
+
+
 class ActionRun(Value):
     """What the Deployment stage did with one action."""
 
     name: str
     type: str
     key: str
-    status: str  # succeeded | failed | skipped | pending | dry-run
+    status: str  # succeeded | resent | failed | skipped | pending | dry-run
     reach: float | None = None
     error: str | None = None
     attempts: int = 0

@@ -49,6 +49,11 @@ class Action(ABC):
 
     type: ClassVar[str]
     Config: ClassVar[builtins.type[ActionConfig]]
+    # True when the sink itself recognises an idempotency key it has seen (an sql action's key
+    # table, a file action's .radar-key): repeating an attempt whose outcome is unknown then
+    # cannot deliver twice. False: the sink may see it twice (a webhook whose receiver ignores
+    # Idempotency-Key, a python callable that ignores context.key).
+    exactly_once: ClassVar[bool] = False
 
     def __init__(self, config: ActionConfig) -> None:
         self.config = config

@@ -45,6 +45,7 @@ class FileConfig(ActionConfig):
 class FileAction(Action):
     type = "file"
     Config = FileConfig
+    exactly_once = True  # a re-run finds the export's .radar-key
     config: FileConfig
 
     def check(self, base_dir: Path) -> None:

@@ -79,6 +79,7 @@ class SqlConfig(ActionConfig):
 class SqlAction(Action):
     type = "sql"
     Config = SqlConfig
+    exactly_once = True  # the key commits with the statement, in the target database
     config: SqlConfig
 
     def check(self, base_dir: Path) -> None:

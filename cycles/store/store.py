@@ -16,11 +16,11 @@ from cycles.secrets import redact, redact_deep
 from cycles.store import convert, db, locks
 from cycles.store.models import ActionRow, CheckResultRow, CycleRow, MetricValueRow, StageRunRow
 from cycles.store.urls import default_url, normalise_url
-from cycles.values import STAGES, ActionRun, Stage, StageRun
+from cycles.values import ACTION_FINAL, STAGES, ActionRun, Stage, StageRun
 
 T = TypeVar("T")
-FINISHED = ("succeeded", "failed", "skipped")
-FINAL = ("succeeded", "skipped")  # an action in one of these states never runs again
+FINISHED = ("succeeded", "resent", "failed", "skipped")
+FINAL = ACTION_FINAL  # an action in one of these states never runs again
 PENDING = "review pending"  # a cycle whose period ended and whose review waits (cycles.turn)
 _NO_SYNC = {"synchronize_session": False}
 
