@@ -5,9 +5,13 @@
 3. keep      target met, or an improvement signal
    hold      deployment gap (the approach was not carried out as planned: an action failed,
              or a deployment driver is short of `deployment_gap` of its target)
-4. switch    deterioration signal, or `max_adjustments` adjustments in a row without a keep,
-             and another approach is declared
-5. adjust    otherwise: each adjustable parameter one step toward its bound
+4. switch    deterioration signal, `max_adjustments` adjustments in a row without a keep, or
+             no parameter left to adjust, and another approach is declared: the next approach
+             not tried yet; once all were tried, a Thompson draw from each approach's measured
+             effect (`policy.choice: evidence`, cycles.choice; the current one drawn again
+             stays: hold), or `hold` with "every approach tried" (`policy.choice: order`)
+5. adjust    otherwise: each adjustable parameter one step toward its bound (nothing can move
+             and no other approach: hold)
 
 Signals come from `PolicyInput.evidence` (`cycles.signals.detect` with the declaration's
 `policy.signals`); without it, from DESIGN.md's single-point rule on `limits`.
@@ -20,6 +24,8 @@ from typing import Any
 
 from pydantic import Field
 
+from cycles import choice as evidence_choice
+from cycles.choice import Choice, PhaseEffect
 from cycles.declaration.model import ApproachSpec
 from cycles.drivers import DriverState, gap_text, movement_reasons, percent
 from cycles.signals import Evidence, single_point
@@ -55,6 +61,11 @@ class PolicyInput(Value):
     drivers: list[DriverState] = Field(default_factory=list)  # every driver node, depth-first
     sustain: int = 3
     max_adjustments: int = 3
+    # how a switch chooses once every approach was tried (issue 14): on evidence, from each
+    # approach's phases (cycles.choice.phase_effects, oldest first), seeded by outcome and period
+    outcome: str = ""
+    choice: Choice = Choice.evidence
+    phases: list[PhaseEffect] = Field(default_factory=list)
 
 
 class Decision(Value):
@@ -162,7 +173,7 @@ def _rules(inp: PolicyInput) -> Decision:
             summary=_gap_summary(inp.deployment_gaps[0]),
         )
 
-    # 4. switch
+    # 4. switch: a deterioration, max_adjustments without a keep, or nothing left to adjust
     others = [a for a in inp.approaches if a.name != same.name]
     why_switch, why_short = [], []
     if signal is SignalKind.deterioration:
@@ -174,26 +185,39 @@ def _rules(inp: PolicyInput) -> Decision:
             f"{inp.adjustments_in_row} adjustments in a row without a keep "
             f"(max_adjustments {inp.max_adjustments})"
         )
+    params, moves, stuck = _step(inp.approaches, same)
+    no_signal = "no signal" if evidence.limits is not None else "too little baseline for a signal"
+    nothing = f"nothing left to adjust: {stuck}"
+    if not why_switch and not moves:  # an adjust that moves nothing is no adjustment
+        why_switch = [*signal_reasons, nothing]
+        why_short = [no_signal, "nothing left to adjust"]
     if why_switch and others:
-        nxt = _next_approach(inp.approaches, same.name)
+        # hold: every approach was tried and, by order, none is left, or on evidence the
+        # current one was drawn again
+        kind, nxt, how, short = _next_approach(inp)
         return Decision(
-            kind=DecisionKind.switch,
-            reasons=[target_reason, *why_switch, f"switching to {nxt.name}"],
-            next_approach=ApproachRef(name=nxt.name, params=dict(nxt.params)),
+            kind=kind,
+            reasons=[target_reason, *why_switch, *how],
+            next_approach=nxt,
             signal=signal,
-            summary=", ".join(why_short),
+            summary="; ".join([", ".join(why_short), *short]),
         )
 
-    # 5. adjust
+    # 5. adjust: the parameters that can move, one step each
     reasons = [target_reason, *signal_reasons]
     if why_switch:
         reasons += [*why_switch, "no other approach is declared to switch to"]
-    params, moves = _step(inp.approaches, same)
-    reasons += moves
-    no_signal = "no signal" if evidence.limits is not None else "too little baseline for a signal"
+    if not moves:
+        return Decision(
+            kind=DecisionKind.hold,
+            reasons=[*reasons, nothing, f"{same.name} runs again unchanged"],
+            next_approach=same,
+            signal=signal,
+            summary=", ".join([*why_short, "nothing left to adjust"]),
+        )
     return Decision(
         kind=DecisionKind.adjust,
-        reasons=reasons,
+        reasons=[*reasons, *moves],
         next_approach=ApproachRef(name=same.name, params=params),
         signal=signal,
         summary="; ".join([", ".join([*why_short, no_signal]), *moves]),
@@ -225,28 +249,100 @@ def _signal_summary(evidence: Evidence) -> str:
     return f"{evidence.kind.value} signal{named}"
 
 
-def _next_approach(approaches: Sequence[ApproachSpec], current: str) -> ApproachSpec:
-    names = [a.name for a in approaches]
+def _next_approach(inp: PolicyInput) -> tuple[DecisionKind, ApproachRef, list[str], list[str]]:
+    """Where a switch goes (issue 14): (decision, next approach, reasons, summary).
+
+    The next approach not tried yet, in declared order; once every approach was tried, a
+    Thompson draw from all of them (`policy.choice: evidence`: the current one may be drawn
+    again, and then stays: `hold`), or none (`order`: `hold`, "every approach tried").
+    """
+    current = inp.approach.name
+    names = [a.name for a in inp.approaches]
     i = names.index(current) if current in names else -1
-    return approaches[(i + 1) % len(approaches)]
+    ring = [inp.approaches[(i + k) % len(names)] for k in range(1, len(names) + 1)]
+    tried = {p.approach for p in inp.phases} | {current}
+    untried = [a for a in ring if a.name not in tried]
+    if untried:
+        nxt = untried[0]
+        ref = ApproachRef(name=nxt.name, params=dict(nxt.params))
+        return DecisionKind.switch, ref, [f"switching to {nxt.name} (not tried yet)"], []
+    if inp.choice is Choice.order:
+        why = (
+            "every approach tried: with policy.choice order the approach stays as it is "
+            "(declare another approach, or let evidence choose: policy.choice evidence)"
+        )
+        return DecisionKind.hold, inp.approach, [why], ["every approach tried"]
+    return _by_evidence(inp)
+
+
+def _by_evidence(inp: PolicyInput) -> tuple[DecisionKind, ApproachRef, list[str], list[str]]:
+    """A Thompson draw among every approach from its posterior effect; one that returns comes
+    back with the parameters of its best phase, the current one stays as it is."""
+    current = inp.approach.name
+    better = 1 if inp.direction == "increase" else -1
+    posts = evidence_choice.posteriors([a.name for a in inp.approaches], inp.phases)
+    ranked = [posts[a.name] for a in inp.approaches]
+    best = evidence_choice.probability_best(ranked, better)
+    seed = f"{inp.outcome}/{inp.period}"
+    draw = evidence_choice.seed_of(inp.outcome, inp.period)
+    pick = evidence_choice.thompson(ranked, better, draw)
+    reasons = [
+        f"every approach tried: choosing on evidence, each approach's effect on {inp.metric} "
+        "against its phases' own baselines (posterior mean ± sd, probability of being best)"
+    ]
+    for post in ranked:
+        measured = (
+            f"{evidence_choice.signed(post.mean)} ± {post.sd:.2g} over "
+            f"{_count(post.phases, 'phase')}, {_count(post.periods, 'period')}"
+            if post.phases
+            else f"no measured effect yet (prior 0 ± {post.sd:.2g})"
+        )
+        mark = " (current)" if post.approach == current else ""
+        reasons.append(f"{post.approach}{mark}: {measured}; P(best) {best[post.approach]:.2f}")
+    reasons.append(f"Thompson draw (seed {seed}) picks {pick}")
+    if pick == current:
+        reasons.append(f"{current} stays as it is")
+        return DecisionKind.hold, inp.approach, reasons, [f"{current} stays on evidence"]
+    spec = next(a for a in inp.approaches if a.name == pick)
+    phase = evidence_choice.best_phase(inp.phases, pick, better)
+    params = dict(spec.params)
+    if phase is None:
+        reasons.append(f"switching to {pick} with its declared parameters")
+    else:
+        params |= {k: v for k, v in phase.params.items() if k in spec.params}
+        shown = ", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in params.items())
+        span = phase.first if phase.first == phase.last else f"{phase.first} … {phase.last}"
+        assert phase.effect is not None
+        reasons.append(
+            f"switching to {pick} with the parameters of its best phase ({span}, effect "
+            f"{evidence_choice.signed(phase.effect)}){': ' + shown if shown else ''}"
+        )
+    nxt = ApproachRef(name=pick, params=params)
+    return DecisionKind.switch, nxt, reasons, [f"{pick} on evidence"]
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _step(
     approaches: Sequence[ApproachSpec], current: ApproachRef
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[dict[str, Any], list[str], str]:
+    """The parameters one step on, the moves ("usd 20 → 30"), and why nothing else moved
+    ("usd already at its bound 40", "nudge has no adjustable parameters")."""
     spec = next((a for a in approaches if a.name == current.name), None)
     params = dict(current.params)
     if spec is None or not spec.adjust:
-        return params, [f"{current.name} has no adjustable parameters; it runs again unchanged"]
-    moves = []
+        return params, [], f"{current.name} has no adjustable parameters"
+    moves, stuck = [], []
     for name, rule in spec.adjust.items():
         current_value = params.get(name, spec.params[name])
         value = float(current_value)
         if rule.at_bound(value):
             bound = rule.max if rule.max is not None else rule.min
-            moves.append(f"{name} already at its bound {fmt(bound)}")
+            stuck.append(f"{name} already at its bound {fmt(bound)}")
             continue
         new = rule.next_value(value)
         params[name] = int(new) if isinstance(current_value, int) and new.is_integer() else new
         moves.append(f"{name} {fmt(value)} → {fmt(params[name])}")
-    return params, moves
+    return params, moves, ", ".join(stuck)

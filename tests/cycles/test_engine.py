@@ -11,11 +11,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from cycles.choice import phase_effects
 from cycles.cli import main
 from cycles.declaration import load_yaml
 from cycles.engine import run_cycle
 from cycles.periods import Cadence, Period
 from cycles.policy import PolicyInput, decide
+from cycles.record import CheckSummary, CycleRecord
 from cycles.signals import detect
 from cycles.stats import xmr_limits
 from cycles.store import Store
@@ -50,6 +52,7 @@ def reference(decl: Path, run: list[str] = RUN) -> list[tuple[str, str, Approach
     nulls = rows.groupby("period")["rate"].apply(lambda s: int(s.isna().sum())).to_dict()
     approach = ApproachRef(name="incentive", params={"usd": 20})
     start, adjusts, out = run[0], 0, []
+    decided: list[CycleRecord] = []  # what each phase measured, for the evidence of a switch
     for label in run:
         period = Period.parse(label, Cadence.monthly)
         first = Period.parse(start, Cadence.monthly) - 12
@@ -61,6 +64,12 @@ def reference(decl: Path, run: list[str] = RUN) -> list[tuple[str, str, Approach
         value = means.get(label)
         value = None if value is None or pd.isna(value) else value
         previous = [means.get(str(period - k)) for k in (2, 1)]
+        baseline_periods = [p for p in window if p < start and means.get(p) is not None]
+        record = CycleRecord(
+            outcome="refer", period=label, cadence="monthly", target=0.3, approach=approach,
+            result_value=value, checks=CheckSummary(failed=1 if nulls.get(label) else 0),
+            limits=xmr_limits(baseline, baseline_periods),
+        )  # fmt: skip
         decision = decide(
             PolicyInput(
                 metric="rate", period=label, direction="increase", target=0.3, value=value,
@@ -69,8 +78,11 @@ def reference(decl: Path, run: list[str] = RUN) -> list[tuple[str, str, Approach
                 limits=xmr_limits(baseline), baseline_count=len(baseline), evidence=evidence,
                 approach=approach,
                 approaches=list(outcome.approaches), adjustments_in_row=adjusts,
+                outcome="refer", phases=phase_effects([*decided, record], "rate"),
             )
         )  # fmt: skip
+        record.decision = decision.kind
+        decided.append(record)
         out.append((label, decision.kind.value, decision.next_approach))
         if decision.kind is DecisionKind.adjust:
             adjusts += 1
