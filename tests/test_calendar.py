@@ -382,3 +382,17 @@ def test_outcomes_lists_declarations_with_their_last_cycle(
     assert "referrals" in rows  # the bundled example
     assert main(["outcomes"]) == 0
     assert "calendar" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [["deploy"], ["campaign-ended", "calendar"]])
+def test_an_unreachable_prefect_api_is_one_line_naming_it(
+    decl: Path, workdir: Path, command: list[str]
+) -> None:
+    from conftest import radar
+
+    env = {"PREFECT_API_URL": "http://127.0.0.1:9/api"}  # the discard port: nothing answers
+    args = [*command, str(decl)] if command == ["deploy"] else command
+    ran = radar(*args, cwd=workdir, env=env, timeout=60)
+    assert ran.returncode == 1 and ran.stderr.count("\n") == 1, ran.stderr
+    assert "cannot reach the Prefect API at http://127.0.0.1:9/api" in ran.stderr
+    assert "prefect server start" in ran.stderr

@@ -386,3 +386,14 @@ def test_three_months_of_ticks_deliver_and_review_each_period_once(loop: Loop) -
         for r in cycle["stage_runs"] if r["status"] == "completed"
     )  # fmt: skip
     assert seen == recorded
+
+    # each run's log states what it decided, and why
+    [reviewed] = [r for r in runs if r.name == "silent/2027-01" and r.state_name == "Completed"
+                  and "radar:review-deadline" in r.tags]  # fmt: skip
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with client() as c:
+        logs = c.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[reviewed.id])))
+    said = " ".join(log.message for log in logs)
+    decision = silent["2027-01"]["decision"]
+    assert f"silent/2027-01: assessment, review; decision {decision}: no campaign.ended" in said
