@@ -168,7 +168,49 @@ def advance(
     log_cycle(record)
     if not dry_run and record.stages:
         publish(record)
+        if Stage.review in record.stages and record.decision is not None:
+            emit_reviewed(record)
     return record
+
+
+REVIEWED = "radar.cycle.reviewed"
+
+
+def emit_reviewed(record: CycleRecord) -> None:
+    """`radar.cycle.reviewed` for `radar.outcome.<outcome>`: the decision, period and approaches
+    as resource labels (what an automation matches on), the reasons in the payload."""
+    from prefect.events import emit_event
+
+    from cycles.secrets import redact_data
+
+    approach = record.approach.name if record.approach else ""
+    nxt = record.next_approach.name if record.next_approach else ""
+    emit_event(
+        event=REVIEWED,
+        resource={
+            "prefect.resource.id": f"radar.outcome.{record.outcome}",
+            "prefect.resource.name": record.outcome,
+            "radar.decision": record.decision.value if record.decision else "",
+            "radar.period": record.period,
+            "radar.approach": approach,
+            "radar.next-approach": nxt,
+        },
+        payload=redact_data(
+            {
+                "outcome": record.outcome,
+                "title": record.title,
+                "period": record.period,
+                "decision": record.decision.value if record.decision else None,
+                "reasons": list(record.reasons),
+                "approach": record.approach.model_dump() if record.approach else None,
+                "next_approach": (
+                    record.next_approach.model_dump() if record.next_approach else None
+                ),
+                "result_value": record.result_value,
+                "target": record.target,
+            }
+        ),
+    )
 
 
 def tick(outcome: Outcome, review_flow: Flow[..., str], *, dry_run: bool = False) -> CycleRecord:
