@@ -759,13 +759,27 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(exc, exc)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `radar ... | head`: the reader has what it wanted
+        _quiet_stdout()
+        return 0
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 1
     except Exception as exc:
         wrapped = RadarError(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return _fail(wrapped, exc)
-    console.tell_new_history()
+    try:
+        console.tell_new_history()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
     return result if isinstance(result, int) else 0
+
+
+def _quiet_stdout() -> None:
+    """After the reader of stdout went away: send what is left nowhere, so Python's exit flush
+    does not print "Exception ignored ... BrokenPipeError"."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _fail(error: RadarError, cause: BaseException) -> int:

@@ -37,7 +37,13 @@ def console(stderr: bool = False) -> Any:
     # piped or redirected: rich would assume 80 columns and fold tables; use a wide page
     width = None if stream.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
     # lines are not cut at the width
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+    out = Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+    out.on_broken_pipe = _reader_gone  # rich exits 1; radar's main exits 0 (`radar ... | head`)
+    return out
+
+
+def _reader_gone() -> None:
+    raise BrokenPipeError("the reader of the output went away")
 
 
 def print_json(data: Any) -> None:

@@ -31,6 +31,7 @@ def run_demo(*, use_prefect: bool, start_server: bool = False) -> int:
     from cycles.engine import preflight
     from cycles.temporary_server import TemporaryServer, api
 
+    began = time.perf_counter()
     server = TemporaryServer().start() if use_prefect and start_server else None
     outcome = demo_outcome()
     preflight(outcome)
@@ -47,13 +48,20 @@ def run_demo(*, use_prefect: bool, start_server: bool = False) -> int:
         f"history: {store.url}{new}\n"
     )
     step = _flow_runner(outcome) if use_prefect else _local_runner(outcome, store)
+    if server is not None:  # its first start migrates a new database: say why nothing shows
+        out.print("[dim]starting Prefect's temporary server (10-30 s the first time)…[/]")
     with api(server):
         started = time.perf_counter()
+        waited = started - began
         for period in periods:
             record = step(period)
             out.print(console.cycle_line(record))
         elapsed = time.perf_counter() - started
-    out.print(f"\n{len(periods)} cycles in {elapsed:.1f} s. Next:")
+    wall = time.perf_counter() - began
+    spent = f"{len(periods)} cycles in {elapsed:.1f} s"
+    if server is not None:
+        spent += f", {wall:.1f} s in all with Prefect's server start ({waited:.1f} s)"
+    out.print(f"\n{spent}. Next:")
     out.print(f"  radar history {outcome.outcome}              all cycles and their decisions")
     out.print(
         f"  radar report {outcome.outcome}               XmR charts of the result and its drivers"

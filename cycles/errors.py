@@ -24,6 +24,12 @@ def error_text(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, RadarError) else f"{type(exc).__name__}: {exc}"
 
 
+def shown_path(path: Path) -> str:
+    """A file as errors name it: always absolute, whichever way it was given or found, so the
+    line can be pasted into an editor from anywhere."""
+    return str(Path(path).absolute())
+
+
 class DeclarationError(RadarError):
     """A declaration (or a command-line argument) is wrong: nothing runs, exit code 2."""
 
@@ -46,7 +52,7 @@ class DeclarationError(RadarError):
     def _render(self) -> str:
         where = ""
         if self.file is not None:
-            where = str(self.file)
+            where = shown_path(self.file)
             if self.line is not None:
                 where += f":{self.line}"
             where += ": "

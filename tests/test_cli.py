@@ -230,3 +230,20 @@ def test_the_demo_pauses_after_a_flow_run_in_proportion_to_it() -> None:
     assert settle_seconds(0.01) == SETTLE_MIN  # a fast run still leaves the server a moment
     assert settle_seconds(0.4) == pytest.approx(0.1)  # a loaded server: a longer pause
     assert settle_seconds(60) == SETTLE_MAX
+
+
+def test_a_reader_that_goes_away_is_not_an_error(workdir: Path) -> None:
+    """`radar run ... | head`: the command's work is done; the closed pipe ends it quietly."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cycles.cli", "run", "referrals", "--period", "2026-10",
+         "--review", "--dry-run"],
+        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before radar writes anything: its first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert err == ""
