@@ -16,6 +16,7 @@ probability of being best is computed exactly (numerical integration), not sampl
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import random
 from collections.abc import Callable, Iterable, Sequence
@@ -84,8 +85,10 @@ def phase_effects(
             runs.append([cycle])
         previous = name
     ok = judged or (lambda c: True)
+    ran = {c.period: c.approach.name for c in cycles if c.approach is not None}
     return [
-        _phase(run, metric, proportion, [c for c in run if _measured(c) and ok(c)]) for run in runs
+        _phase(run, metric, proportion, [c for c in run if _measured(c) and ok(c)], ran)
+        for run in runs
     ]
 
 
@@ -94,26 +97,32 @@ def _measured(cycle: CycleRecord) -> bool:
 
 
 def _phase(
-    run: list[CycleRecord], metric: str, proportion: bool, judged: list[CycleRecord]
+    run: list[CycleRecord],
+    metric: str,
+    proportion: bool,
+    judged: list[CycleRecord],
+    ran: dict[str, str],
 ) -> PhaseEffect:
+    """The phase's effect against the baseline the engine judged it by (its XmR limits), less
+    the baseline periods this approach ran itself: an approach is not measured against itself."""
     kept = [c for c in run if c.decision in (DecisionKind.keep, DecisionKind.achieved)]
     source = (kept or run)[-1]
     assert source.approach is not None
+    name = source.approach.name
     phase = PhaseEffect(
-        approach=source.approach.name, first=run[0].period, last=run[-1].period,
-        periods=len(judged), params=dict(source.approach.params),
+        approach=name, first=run[0].period, last=run[-1].period, periods=len(judged),
+        params=dict(source.approach.params),
     )  # fmt: skip
     limits = next((c.limits for c in reversed(judged) if c.limits is not None), None)
     if not judged or limits is None:
         return phase
     values = [c.result_value for c in judged if c.result_value is not None]
-    base_n = len(limits.baseline) or max(int(c.extra.get("baseline_count", 0) or 0) for c in judged)
-    sigma = limits.moving_range / D2
+    known: dict[str, PeriodValue] = {}
+    for cycle in run:
+        known |= {v.period: v for v in cycle.metrics.get(metric, [])}
+    base = [p for p in limits.baseline if ran.get(p) != name and _value(known, p) is not None]
     if proportion:
-        known: dict[str, PeriodValue] = {}
-        for cycle in run:
-            known |= {v.period: v for v in cycle.metrics.get(metric, [])}
-        counts = _counts(known, limits.baseline), _counts(known, [c.period for c in judged])
+        counts = _counts(known, base), _counts(known, [c.period for c in judged])
         if counts[0] is not None and counts[1] is not None:
             found = beta_binomial_effect(counts[0], counts[1])
             if found is not None:
@@ -122,12 +131,38 @@ def _phase(
                     update={"effect": effect, "variance": variance, "sigma": period_sd,
                             "model": "beta-binomial"}
                 )  # fmt: skip
-    if base_n < 1:
-        return phase
-    sigma = max(sigma, 1e-12 * max(1.0, abs(limits.centre)))  # a constant baseline
-    effect = sum(values) / len(values) - limits.centre
+    if limits.baseline:  # the limits name their baseline periods (the engine's always do)
+        if not base:
+            return phase
+        centre = sum(_value(known, p) or 0.0 for p in base) / len(base)
+        window = sorted({*limits.baseline, *(c.period for c in judged)})
+        sigma = _sigma(known, window, ran) or limits.moving_range / D2
+        base_n = len(base)
+    else:
+        centre, sigma = limits.centre, limits.moving_range / D2
+        base_n = max(int(c.extra.get("baseline_count", 0) or 0) for c in judged)
+        if base_n < 1:
+            return phase
+    sigma = max(sigma, 1e-12 * max(1.0, abs(centre)))  # a constant baseline
+    effect = sum(values) / len(values) - centre
     variance = sigma**2 * (1 / len(values) + 1 / base_n)
     return phase.model_copy(update={"effect": effect, "variance": variance, "sigma": sigma})
+
+
+def _value(known: dict[str, PeriodValue], period: str) -> float | None:
+    found = known.get(period)
+    return None if found is None else found.value
+
+
+def _sigma(known: dict[str, PeriodValue], periods: list[str], ran: dict[str, str]) -> float | None:
+    """The XmR σ (mean moving range / 1.128) from moving ranges within runs of one approach (or
+    of the periods before any cycle): the step where the approach changed is not noise."""
+    points = [(p, _value(known, p)) for p in periods]
+    present = [(p, v) for p, v in points if v is not None]
+    ranges = [
+        abs(b - a) for (p, a), (q, b) in itertools.pairwise(present) if ran.get(p) == ran.get(q)
+    ]
+    return sum(ranges) / len(ranges) / D2 if len(ranges) >= 2 else None
 
 
 def _counts(

@@ -103,6 +103,7 @@ class Cycle:
             self.history = [c for c in kept if c.period < period]
             self.later = [c for c in kept if c.period > period]
             self.record = self.store.get_cycle(outcome, period) or self._blank()
+            self.__dict__.pop("review_history", None)  # read again when the review runs
         record = self.record
         record.stages = []
         record.dry_run = self.dry_run
@@ -191,8 +192,20 @@ class Cycle:
     def propose(self) -> Decision:
         """What the policy decides for this assessed cycle, before any sign-off."""
         return stages.review(
-            self.outcome, self.record, self.history, self.record.extra.get("baseline_count", 0)
+            self.outcome,
+            self.record,
+            self.review_history,
+            self.record.extra.get("baseline_count", 0),
         )
+
+    @cached_property
+    def review_history(self) -> list[CycleRecord]:
+        """The cycles before this one with their metric values, checks and actions: a switch
+        chooses on what each approach's phases measured (cycles.choice)."""
+        if self.store is None:
+            return self.history
+        full = self.store.cycles(self.outcome.outcome)
+        return [c for c in full if c.status != VOID and c.period < str(self.period)]
 
     def ready_for_review(self, ask: AskSignOff | None) -> bool:
         """Whether the review may run now: no sign-off needed, or one was given.

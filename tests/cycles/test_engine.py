@@ -21,7 +21,7 @@ from cycles.record import CheckSummary, CycleRecord
 from cycles.signals import detect
 from cycles.stats import xmr_limits
 from cycles.store import Store
-from cycles.values import ApproachRef, DecisionKind
+from cycles.values import ApproachRef, DecisionKind, PeriodValue
 
 from conftest import months, write_declaration, write_monthly_csv
 
@@ -69,6 +69,8 @@ def reference(decl: Path, run: list[str] = RUN) -> list[tuple[str, str, Approach
             outcome="refer", period=label, cadence="monthly", target=0.3, approach=approach,
             result_value=value, checks=CheckSummary(failed=1 if nulls.get(label) else 0),
             limits=xmr_limits(baseline, baseline_periods),
+            metrics={"rate": [PeriodValue(period=p, value=v) for p, v in zip(window, series,
+                                                                             strict=True)]},
         )  # fmt: skip
         decision = decide(
             PolicyInput(
