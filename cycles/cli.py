@@ -534,6 +534,76 @@ def report(outcome: str, *, html: Path | None = None, png: Path | None = None) -
     return 0
 
 
+@app.command(name="replay")
+def replay_command(
+    outcome: str,
+    *,
+    policy: Path | None = None,
+    from_: Annotated[str | None, Parameter(name="--from")] = None,
+    json: bool = False,
+) -> int:
+    """Re-decide every recorded period of an outcome from its recorded metrics; writes nothing.
+
+    Under the declared policy a replay reproduces every recorded decision; under another one
+    it shows what that policy would have decided, and how long each approach would have run.
+
+    Parameters
+    ----------
+    outcome
+        A declared outcome's name or its declaration file.
+    policy
+        A YAML file with a `policy:` mapping (as in a declaration) whose keys replace the
+        declared ones.
+    from_
+        Re-decide from this period on; earlier periods stay as recorded.
+    json
+        Print a JSON list of objects: period, recorded, replayed, reasons (and approaches).
+    """
+    from cycles import console
+    from cycles.declaration import find
+    from cycles.replay import load_policy, render, replay
+
+    declared = find(outcome)
+    under = f"the declared policy ({declared.source or declared.outcome})"
+    if policy is not None:
+        declared = load_policy(declared, policy)
+        under = f"the policy of {policy}"
+    try:
+        since = str(_parse(declared, from_)) if from_ is not None else None
+    except UsageError as exc:
+        raise UsageError(str(exc).replace("--period", "--from", 1)) from None
+    store = open_history(create=False)
+    cycles = store.cycles(declared.outcome) if store else []
+    if not cycles:
+        raise RadarError(
+            f"no cycles recorded for {declared.outcome!r} yet: run `radar run "
+            f"{declared.outcome}` first"
+        )
+    result = replay(declared, cycles, since=since)
+    if json:
+        console.print_json([row.to_json_dict() for row in result.rows])
+        return 0
+    out = console.console()
+    for line in render(result, under=under):
+        out.print(line)
+    return 0
+
+
+def _report_all(directory: Path = Path("reports")) -> int:
+    """`radar report --all`: the portfolio page and each outcome's report."""
+    from cycles import clock, console
+    from cycles.report.portfolio import write_all
+
+    store = open_history(create=False)
+    where = console.shown_url(store.url) if store else ""
+    index, reports = write_all(store, directory, now=clock.now(), history=where)
+    out = console.console()
+    for path in reports:
+        out.print(console.escape(f"wrote {path}"))
+    out.print(console.escape(f"portfolio: {index}"))
+    return 0
+
+
 @app.command
 def validate(declarations: list[str]) -> int:
     """Check declarations (and that their data sources answer) without running anything.

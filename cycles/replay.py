@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 
 from pydantic import Field
 
@@ -313,3 +314,76 @@ def override_policy(outcome: Outcome, policy: Mapping[str, object]) -> Outcome:
     merged = {**outcome.policy.model_dump(), **policy}
     spec = PolicySpec.model_validate(merged)
     return outcome.model_copy(update={"policy": spec})
+
+
+def load_policy(outcome: Outcome, path: Path) -> Outcome:
+    """`outcome` under the policy of a YAML file: a `policy:` mapping as in a declaration (or
+    the mapping alone); a mistake is a DeclarationError naming the file, the line and the key."""
+    from pydantic import ValidationError
+
+    from cycles.declaration.errors import first_error, key_path
+    from cycles.declaration.loader import read_yaml
+    from cycles.errors import DeclarationError
+
+    data, lines = read_yaml(path)
+    nested = isinstance(data, dict) and "policy" in data
+    policy = data.get("policy") if nested else data
+    if not isinstance(policy, dict):
+        raise DeclarationError("expected a policy: mapping (sustain, max_adjustments, choice, ...)",
+                               file=path, line=1)  # fmt: skip
+    try:
+        return override_policy(outcome, policy)
+    except ValidationError as exc:
+        loc, message = first_error(exc)
+        full = ("policy", *loc) if nested else tuple(loc)
+        line = next((lines[full[:n]] for n in range(len(full), -1, -1) if full[:n] in lines), None)
+        raise DeclarationError(
+            message, file=path, line=line, key=key_path(("policy", *loc))
+        ) from None
+
+
+# -- how a replay reads --------------------------------------------------------------------------
+
+
+def render(result: Replay, *, under: str) -> list[str]:
+    """The lines `radar replay` prints (rich markup): per period the recorded and the replayed
+    decision, the reasons where they differ, and a summary."""
+    from cycles.console import DECISION_STYLE, approach_text, escape
+
+    def side(kind: DecisionKind | None, nxt: ApproachRef | None) -> str:
+        word = kind.value if kind else "-"
+        style = DECISION_STYLE.get(word, "dim")
+        return f"[{style}]{word:<8}[/] → {escape(approach_text(nxt))}"
+
+    lines = [f"replay of {escape(result.outcome)} under {escape(under)}: nothing is written", ""]
+    width = max([len(approach_text(r.recorded_next)) for r in result.rows] + [20]) + 11
+    lines.append(f"[bold]{'period':<8} {'recorded':<{width}} replayed[/]")
+    for row in result.rows:
+        recorded = side(row.recorded, row.recorded_next)
+        pad = " " * max(0, width - 11 - len(approach_text(row.recorded_next)))
+        if not row.differs:
+            lines.append(f"{row.period:<8} {recorded}{pad} [dim]same[/]")
+            continue
+        lines.append(f"{row.period:<8} {recorded}{pad} {side(row.replayed, row.replayed_next)}")
+        if row.recorded_approach != row.replayed_approach:
+            lines.append(
+                f"{'':<8}   ran {escape(approach_text(row.recorded_approach))}; would have run "
+                f"{escape(approach_text(row.replayed_approach))}"
+            )
+        if row.recorded == row.replayed:
+            continue  # the same decision for another approach: its reasons say the same
+        for reason in [r for r in row.recorded_reasons if r not in row.reasons]:
+            lines.append(f"{'':<8}   [dim]recorded:[/] {escape(reason)}")
+        for reason in [r for r in row.reasons if r not in row.recorded_reasons]:
+            lines.append(f"{'':<8}   [dim]replayed:[/] {escape(reason)}")
+    runs = "; ".join(
+        f"{escape(name)} {was} → {would} period{'' if would == 1 else 's'}"
+        for name, (was, would) in result.runs.items()
+    )
+    count = len(result.rows)
+    lines += [
+        "",
+        f"{len(result.differing)} of {count} reviewed period{'' if count == 1 else 's'} differ; "
+        f"periods each approach ran (recorded → replayed): {runs or 'none'}",
+    ]
+    return lines
