@@ -500,7 +500,13 @@ def _known_outcome(name: str, url: str) -> None:
 
 
 @app.command
-def report(outcome: str, *, html: Path | None = None, png: Path | None = None) -> int:
+def report(
+    outcome: str | None = None,
+    *,
+    html: Path | None = None,
+    png: Path | None = None,
+    all_: Annotated[bool, Parameter(name="--all", negative="")] = False,
+) -> int:
     """Chart an outcome's cycles: XmR charts of the result and drivers, decisions, RADAR score.
 
     Parameters
@@ -512,11 +518,21 @@ def report(outcome: str, *, html: Path | None = None, png: Path | None = None) -
         when no --png is given either.
     png
         Write the charts as a PNG image here.
+    all_
+        Every declared outcome: the portfolio page reports/index.html, laid out as the
+        outcomes' hierarchy (parent:), and reports/OUTCOME.html for each one with cycles.
     """
     from cycles import console
     from cycles.report import build_report
     from cycles.report.vega import write
 
+    if all_:
+        if outcome is not None or html is not None or png is not None:
+            raise UsageError("--all writes every declared outcome into reports/: give no OUTCOME, "
+                             "--html or --png with it")  # fmt: skip
+        return _report_all()
+    if outcome is None:
+        raise UsageError("give an OUTCOME to chart, or --all for every declared outcome")
     outcome = _outcome_id(outcome)
     store = open_history(create=False)
     records = store.cycles(outcome) if store else []
@@ -616,19 +632,42 @@ def validate(declarations: list[str]) -> int:
     from cycles import console
     from cycles.declaration import find
     from cycles.engine import preflight
+    from cycles.hierarchy import check_parent
 
-    failed = 0
+    found: list[tuple[str, Outcome | DeclarationError]] = []
     for item in declarations:
         try:
             outcome = find(item)
             preflight(outcome)
+            found.append((item, outcome))
+        except DeclarationError as exc:
+            found.append((item, exc))
+    parents: dict[str, str | None] = {}
+    if any(not isinstance(o, DeclarationError) and o.parent for _, o in found):
+        parents = _declared_parents([o for _, o in found if not isinstance(o, DeclarationError)])
+    failed = 0
+    for item, checked in found:
+        try:
+            if isinstance(checked, DeclarationError):
+                raise checked
+            check_parent(checked, parents)  # a declared parent, no cycle of parents
         except DeclarationError as exc:
             console.error_line(_one_line(str(exc)))  # one line per declaration, like main()
             failed += 1
             continue
-        where = console.escape(f"{outcome.source or item} ({outcome.outcome})")
+        where = console.escape(f"{checked.source or item} ({checked.outcome})")
         console.console().print(f"[green]ok[/] {where}")
     return 2 if failed else 0
+
+
+def _declared_parents(given: list[Outcome]) -> dict[str, str | None]:
+    """Each declared outcome's parent (as `radar outcomes` finds them), the ones given on the
+    command line included; a declaration that does not load still names an outcome."""
+    from cycles.declaration.loader import declared_names, declared_outcomes
+
+    parents: dict[str, str | None] = dict.fromkeys(declared_names())
+    parents |= {o.outcome: o.parent for _, o, _ in declared_outcomes() if o is not None}
+    return parents | {o.outcome: o.parent for o in given}
 
 
 @app.command

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.base import Checks, Connector, DataError, Measurement, SchemaError, Window
 from connectors.registry import action_class, connector_class
-from cycles import clock, drivers, stages
+from cycles import clock, drivers, hierarchy, stages
 from cycles.declaration.model import Outcome
 from cycles.errors import ActionError, DeclarationError, UsageError, error_text
 from cycles.periods import Period
@@ -262,6 +262,11 @@ class Cycle:
             self._measured[metric] = measured
         return self._measured[metric]
 
+    def children(self) -> dict[str, list[CycleRecord]]:
+        """The cycles of the declared outcomes whose parent is this one, from the history."""
+        names = hierarchy.declared_children(self.outcome.outcome)
+        return {n: self.store.cycles(n, light=True) if self.store else [] for n in names}
+
     @cached_property
     def planned(self) -> tuple[ApproachRef, str]:
         """This cycle's approach as the latest review planned it (and why)."""
@@ -408,6 +413,12 @@ def _review(cycle: Cycle) -> None:
     decision = stages.keep_plan_in_force(decision, record, cycle.later)
     if cycle.review_reason:
         decision = decision.model_copy(update={"reasons": [cycle.review_reason, *decision.reasons]})
+    children = cycle.children()
+    if children:  # outcomes that serve this one: their latest decisions and standing
+        entries = hierarchy.children_standing(children, cycle.period)
+        record.extra["children"] = entries
+        more = hierarchy.children_reasons(entries, record.period)
+        decision = decision.model_copy(update={"reasons": [*decision.reasons, *more]})
     record.status = "reviewed"
     record.extra.pop("pending", None)
     record.decision = decision.kind

@@ -75,4 +75,6 @@ class CycleRecord(BaseModel):
                 "baseline": self.limits.baseline,
             }
         data["score"] = self.extra.get("score")  # the RADAR self-score, also under extra
+        # outcomes that serve this one (`parent:`): their latest decisions, also under extra
+        data["children"] = self.extra.get("children") or []
         return data

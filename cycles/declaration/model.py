@@ -361,6 +361,7 @@ class Outcome(Strict):
     title: str
     cadence: Cadence
     timezone: str = "UTC"
+    parent: str | None = None  # the outcome this one serves (`radar validate` checks it exists)
     result: ResultSpec
     metrics: dict[str, MetricSpec] = Field(min_length=1)
     connectors: dict[str, ConnectorEntry] = Field(default_factory=dict)
@@ -391,6 +392,13 @@ class Outcome(Strict):
             raise ValueError(f"an outcome identifier has at most {MAX_NAME} characters")
         return value
 
+    @field_validator("parent")
+    @classmethod
+    def _parent_identifier(cls, value: str | None) -> str | None:
+        if value is not None and not OUTCOME_ID.match(value):
+            raise located((), f"{value!r} is not an outcome identifier (a-z, 0-9, '_' and '-')")
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
@@ -402,6 +410,8 @@ class Outcome(Strict):
 
     @model_validator(mode="after")
     def _references(self) -> Outcome:
+        if self.parent == self.outcome:
+            raise located(("parent",), f"{self.outcome!r} cannot serve itself")
         for name in self.metrics:
             if len(name) > MAX_NAME:
                 raise located(("metrics", name), f"a metric name has at most {MAX_NAME} characters")
