@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from cycles.console import approach_text, fmt
+from cycles.effects import from_extra
 from cycles.record import CycleRecord
 from cycles.secrets import redact
 
@@ -83,6 +84,9 @@ def review_markdown(record: CycleRecord) -> str:
     if record.actions:
         done = ", ".join(f"{md_text(a.name)}: {md_text(a.status)}" for a in record.actions)
         lines.append(f"| actions | {done} |")
+    effect = from_extra(record.extra.get("effect"))
+    if effect is not None:  # the approach's name is user text: md_text, as every reason
+        lines.append(f"| effect | {md_text(effect.reason())} |")
     decision = record.decision.value if record.decision else "not reviewed yet"
     lines += [
         f"| decision | **{decision}** |",

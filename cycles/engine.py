@@ -392,11 +392,14 @@ def _assessment(cycle: Cycle) -> None:
     record.checks = CheckSummary.of(results)
     current = metrics[outcome.result.metric][-1]
     record.result_value = current.value
-    limits, count = stages.baseline_limits(
-        metrics[outcome.result.metric], start, outcome.policy.baseline_periods
+    limits, count, line = stages.baseline_chart(
+        outcome, metrics[outcome.result.metric], cycle.period, start
     )
     record.limits = limits
     record.extra["baseline_count"] = count
+    record.extra.pop("baseline_model", None)
+    if line is not None:  # policy.seasonality / policy.trend: the fitted centre line
+        record.extra["baseline_model"] = line
     record.extra["approach_start"] = str(start)
     nodes = drivers.evaluate(outcome, metrics, cycle.period, start)
     record.extra["drivers"] = [d.model_dump(mode="json") for d in nodes]
@@ -426,6 +429,8 @@ def _review(cycle: Cycle) -> None:
     record.next_approach = decision.next_approach
     record.signal = decision.signal
     record.extra["summary"] = decision.summary
+    effect = stages.approach_effect(cycle.outcome, record, cycle.approach_start)
+    record.extra["effect"] = None if effect is None else effect.model_dump(mode="json")
     record.extra["score"] = score(cycle.outcome, record, cycle.history)
 
 

@@ -77,4 +77,6 @@ class CycleRecord(BaseModel):
         data["score"] = self.extra.get("score")  # the RADAR self-score, also under extra
         # outcomes that serve this one (`parent:`): their latest decisions, also under extra
         data["children"] = self.extra.get("children") or []
+        # the current approach's effect with its 90 % interval (cycles.effects), also under extra
+        data["effect"] = self.extra.get("effect")
         return data

@@ -18,6 +18,13 @@ Rules (switch them on in a `RuleSet`, the declaration's `policy.signals`):
                 (Montgomery, "Introduction to Statistical Quality Control", ch. 9.2)
 - cusum         tabular CUSUM beyond its decision interval h, reference value k, in σ units
                 (Montgomery ch. 9.1)
+- glr           the generalised likelihood ratio test for a sustained shift of unknown size since
+                the approach started, σ unknown: Student's t of the approach's mean against the
+                baseline's (σ pooled within the baseline and within the approach's periods);
+                exactly `alpha` false signals per period and direction on a stable process
+- ewma_t        the EWMA of the approach's periods against limits from Student's t, σ pooled as
+                for glr: at most `alpha` false signals per period and direction, for any baseline
+                length (the default; bench/signal_quality.py)
 and, with `bayes`, for proportions with counts: the beta-binomial probability that the period's
 proportion is better than the pooled baseline's (Evan Miller's closed form).
 
@@ -27,7 +34,14 @@ nothing about the current approach. σ of the EWMA and CUSUM is the mean moving 
 the baseline and the phase (moving ranges within each part: the step between them is not noise),
 and the EWMA's limits include the uncertainty of the baseline mean, so that its false-signal rate
 does not creep up over the periods of a phase (the classical limits assume a known mean).
-`bench/signal_quality.py` measures every rule and chose DEFAULT.
+glr and ewma_t take σ from the standard deviations within the baseline and within the phase
+instead, with their degrees of freedom, so their false-signal rate is set by `alpha` whatever the
+baseline's length, not calibrated for one. With `model` (cycles.baseline: `policy.seasonality`,
+`policy.trend`) every rule judges the values less a seasonal or trended centre line fitted to
+the baseline, and the line's own estimation error enters the t rules and the EWMA's limits.
+A period beyond a natural process limit is named as a special cause to look into even when the
+point rule is not in the set (DESIGN.md). `bench/signal_quality.py` measures every rule and
+chose DEFAULT.
 """
 
 from __future__ import annotations
@@ -39,7 +53,8 @@ from enum import StrEnum
 
 from pydantic import Field, field_validator
 
-from cycles.stats import MIN_BASELINE, point_signal, xmr_limits
+from cycles.baseline import PLAIN, Fit, Spec, fit
+from cycles.stats import MIN_BASELINE, point_signal, t_isf, t_sf, xmr_limits
 from cycles.values import Limits, SignalKind, Value
 
 D2 = 1.128  # mean moving range of two / σ for normal data (Wheeler: 2.66 = 3 / d2)
@@ -53,18 +68,21 @@ class Rule(StrEnum):
     trend_of_7 = "trend_of_7"
     ewma = "ewma"
     cusum = "cusum"
+    glr = "glr"
+    ewma_t = "ewma_t"
 
 
 class RuleSet(Value):
     """Which rules make signals, and their parameters: the declaration's `policy.signals`."""
 
-    rules: list[Rule] = Field(default_factory=lambda: [Rule.point, Rule.ewma])
+    rules: list[Rule] = Field(default_factory=lambda: [Rule.ewma_t])
     bayes: bool = False  # beta-binomial probability ≥ bayes_threshold is a signal (proportions)
     bayes_threshold: float = Field(0.95, gt=0.5, lt=1, allow_inf_nan=False)
     ewma_lambda: float = Field(0.2, gt=0, le=1, allow_inf_nan=False)  # newest period's weight
     ewma_width: float = Field(3.0, gt=0, allow_inf_nan=False)  # limits: ± width × its se
     cusum_k: float = Field(0.5, ge=0, allow_inf_nan=False)  # reference value, σ units
     cusum_h: float = Field(5.0, gt=0, allow_inf_nan=False)  # decision interval, σ units
+    alpha: float = Field(0.01, gt=0, le=0.25, allow_inf_nan=False)  # glr, ewma_t: per period
 
     @field_validator("rules")
     @classmethod
@@ -81,6 +99,7 @@ class RuleSet(Value):
 
 
 DEFAULT = RuleSet()
+ISSUE_7 = RuleSet.of(["point", "ewma"])  # the default before issue 13
 SINGLE_POINT = RuleSet.of(["point"])
 NHS = RuleSet.of(["point", "two_of_three", "run_of_7", "trend_of_7"])
 
@@ -92,7 +111,7 @@ class Finding(Value):
     kind: SignalKind
     reason: str
     periods: list[str] = Field(default_factory=list)  # the periods that make the pattern
-    statistic: float | None = None  # EWMA or CUSUM in σ units, or the probability
+    statistic: float | None = None  # EWMA or CUSUM in σ units, t, or the probability
 
 
 class Evidence(Value):
@@ -103,6 +122,9 @@ class Evidence(Value):
     reasons: list[str] = Field(default_factory=list)
     limits: Limits | None = None
     probability: float | None = None  # beta-binomial P(improvement), when computed
+    # the period beyond a natural process limit, named whether or not the point rule is in the
+    # set (DESIGN.md): the point's own reason, or "special cause to look into: ..."
+    special_cause: str | None = None
 
 
 def single_point(
@@ -125,29 +147,48 @@ def detect(
     direction: str,
     rules: RuleSet = DEFAULT,
     counts: Sequence[Counts | None] | None = None,
+    index: Sequence[int] | None = None,
+    model: Spec = PLAIN,
 ) -> Evidence:
     """The signal at the last period of `values` (first baseline period … period under review).
 
     `values[:baseline_end]` is the baseline, `values[baseline_end:]` the current phase (the
     approach's periods). `counts`, aligned with `values`, feed the beta-binomial evidence.
+    `index` (each period's `Period.index`) places the periods in time and in the season; a
+    seasonal or trended `model` needs it.
     """
     if len(periods) != len(values) or (counts is not None and len(counts) != len(values)):
         raise ValueError("values, periods and counts must be aligned")
+    if index is not None and len(index) != len(values):
+        raise ValueError("values and index must be aligned")
     if not 0 <= baseline_end < len(values):
         raise ValueError("the period under review must come after the baseline")
-    pairs = [(p, None if v is None else float(v)) for p, v in zip(periods, values, strict=True)]
-    base = [(p, v) for p, v in pairs[:baseline_end] if v is not None]
-    limits = xmr_limits([v for _, v in base], [p for p, _ in base])
-    if limits is None:
+    if index is None and model.seasonality:
+        raise ValueError("a seasonal model needs the periods' index")
+    where = list(index) if index is not None else list(range(len(values)))
+    points = [(p, i, None if v is None else float(v))
+              for p, i, v in zip(periods, where, values, strict=True)]  # fmt: skip
+    base = [(p, i, v) for p, i, v in points[:baseline_end] if v is not None]
+    line, notes = fit([i for _, i, _ in base], [v for _, _, v in base], model)
+    if line is None:
         return Evidence(reasons=[_too_short(len(base))])
-    value = pairs[-1][1]
+    names = [p for p, _, _ in base]
+    limits = (
+        xmr_limits([v for _, _, v in base], names) if line.plain else line.limits(where[-1], names)
+    )
+    assert limits is not None
+    value = points[-1][2]
     if value is None:
-        return Evidence(limits=limits, reasons=[f"no signal: no value for {periods[-1]}"])
-    phase = [(p, v) for p, v in pairs[baseline_end:] if v is not None]
-    chart = _Chart(limits, [v for _, v in base], phase, 1 if direction == "increase" else -1)
+        return Evidence(limits=limits, reasons=[f"no signal: no value for {periods[-1]}", *notes])
+    phase = [(p, i, v) for p, i, v in points[baseline_end:] if v is not None]
+    chart = _Chart(limits, line, base, phase, 1 if direction == "increase" else -1)
+    value = chart.adjusted[-1]  # the value less the line's change since the period under review
     found = _point(value, periods[-1], limits, direction) if Rule.point in rules.rules else []
     found += [f for rule in rules.rules if rule is not Rule.point for f in chart.check(rule, rules)]
-    notes, probability = [], None
+    special = _special_cause(value, limits, line, rules)
+    if special and Rule.point not in rules.rules:
+        notes = [special, *notes]
+    probability = None
     if rules.bayes and counts is not None:
         probability, bayes = _bayes(counts, baseline_end, direction, rules)
         if isinstance(bayes, Finding):
@@ -155,7 +196,7 @@ def detect(
         elif bayes:
             notes.append(bayes)
     evidence = _weigh(found, limits, value, rules, notes)
-    return evidence.model_copy(update={"probability": probability})
+    return evidence.model_copy(update={"probability": probability, "special_cause": special})
 
 
 def _weigh(
@@ -180,6 +221,25 @@ def _weigh(
             f"{'within' if inside else 'beyond'} the natural process limits {span}"
         )
     return Evidence(kind=kind, findings=found, reasons=[*reasons, *notes], limits=limits)
+
+
+def _special_cause(value: float, limits: Limits, line: Fit, rules: RuleSet) -> str | None:
+    """The period beyond a natural process limit, named as a special cause to look into
+    (DESIGN.md: whether or not the point rule is in the set)."""
+    if point_signal(value, limits, "increase") is SignalKind.none:
+        return None
+    side = "above the upper" if value > limits.upper else "below the lower"
+    span = f"[{_fmt(limits.lower)}, {_fmt(limits.upper)}]"
+    what = "" if line.plain else f" around the {line.describe()}"
+    alone = (
+        ""
+        if Rule.point in rules.rules
+        else " (a signal only with the point rule in policy.signals)"
+    )
+    return (
+        f"special cause to look into: {_fmt(value)} {side} natural process limit {span}"
+        f"{what}{alone}"
+    )
 
 
 def _too_short(count: int) -> str:
@@ -245,6 +305,17 @@ def _lbeta(a: float, b: float) -> float:
     return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
 
 
+def dispersion(base: Sequence[Counts]) -> float:
+    """The baseline's Pearson dispersion φ = max(1, X² / (k − 1)) of k periods' counts around
+    their pooled rate: how much more the rate varies between periods than the binomial says."""
+    s, n = sum(c[0] for c in base), sum(c[1] for c in base)
+    pbar = s / n if n > 0 else 0.0
+    if not 0 < pbar < 1 or len(base) < 2:
+        return 1.0
+    x2 = sum((si - ni * pbar) ** 2 / (ni * pbar * (1 - pbar)) for si, ni in base)
+    return max(1.0, x2 / (len(base) - 1))
+
+
 def _bayes(
     counts: Sequence[Counts | None], baseline_end: int, direction: str, rules: RuleSet
 ) -> tuple[float | None, Finding | str | None]:
@@ -261,10 +332,7 @@ def _bayes(
     if not all(0 <= s <= n < math.inf and n > 0 for s, n in [*base, current]):
         return None, "beta-binomial not computed: counts are not successes out of trials"
     s, n = sum(c[0] for c in base), sum(c[1] for c in base)
-    pbar, phi = s / n, 1.0
-    if 0 < pbar < 1 and len(base) > 1:
-        x2 = sum((si - ni * pbar) ** 2 / (ni * pbar * (1 - pbar)) for si, ni in base)
-        phi = max(1.0, x2 / (len(base) - 1))
+    pbar, phi = s / n, dispersion(base)
     prob = beta_binomial_improvement(
         [(si / phi, ni / phi) for si, ni in base], (current[0] / phi, current[1] / phi), direction
     )
@@ -291,18 +359,49 @@ def _bayes(
 
 
 class _Chart:
-    """The current phase against its baseline, in units of the distance to the limit."""
+    """The current phase against its baseline, in units of the distance to the limit.
+
+    Values are the baseline's and the phase's less the fitted line's change (none for the plain
+    mean): `adjusted`, judged against `limits` (the line at the period under review)."""
 
     def __init__(
-        self, limits: Limits, base: list[float], phase: list[tuple[str, float]], better: int
+        self,
+        limits: Limits,
+        line: Fit,
+        base: list[tuple[str, int, float]],
+        phase: list[tuple[str, int, float]],
+        better: int,
     ):
-        self.limits, self.better, self.n_base = limits, better, len(base)
-        self.periods = [p for p, _ in phase]
-        self.xs = [v for _, v in phase]
-        self.u = [_ratio(x - limits.centre, limits.upper - limits.centre, x, limits.centre)
-                  for x in self.xs]  # fmt: skip
-        ranges = [abs(b - a) for part in (base, self.xs) for a, b in itertools.pairwise(part)]
-        self.sigma = sum(ranges) / len(ranges) / D2
+        self.limits, self.line, self.better, self.n_base = limits, line, better, len(base)
+        self.periods = [p for p, _, _ in phase]
+        self.index = [i for _, i, _ in phase]
+        centre = limits.centre
+        if line.plain:
+            base_x, self.xs = [v for _, _, v in base], [v for _, _, v in phase]
+        else:
+            base_x = [v - line.centre(i) + centre for _, i, v in base]
+            self.xs = [v - line.centre(i) + centre for _, i, v in phase]
+        self.adjusted = self.xs
+        self.u = [_ratio(x - centre, limits.upper - centre, x, centre) for x in self.xs]
+        ranges = [abs(b - a) for part in (base_x, self.xs) for a, b in itertools.pairwise(part)]
+        if line.plain:
+            self.sigma = sum(ranges) / len(ranges) / D2
+        else:  # the baseline's residuals vary less than the noise: undo it (Fit.shrink)
+            n_b = len(base_x) - 1
+            total = sum(ranges[:n_b]) / line.shrink() + sum(ranges[n_b:])
+            self.sigma = total / len(ranges) / D2
+        # σ pooled within the baseline (residuals of the line) and within the phase, for the t rules
+        resid = [x - centre for x in self.xs]
+        mean = sum(resid) / len(resid)
+        ss = line.ss + sum((r - mean) ** 2 for r in resid)
+        self.df = line.df + len(resid) - 1
+        self.pooled = math.sqrt(ss / self.df) if self.df > 0 else 0.0
+
+    def line_var(self, weights: Sequence[float]) -> float:
+        """Var(Σ w_a × line at phase period a) / σ²: the line's own error in a weighted sum."""
+        if self.line.plain:
+            return sum(weights) ** 2 / self.n_base
+        return self.line.var(weights, self.index)
 
     def check(self, rule: Rule, rs: RuleSet) -> list[Finding]:
         if rule is Rule.two_of_three:
@@ -315,6 +414,10 @@ class _Chart:
             return self._ewma(rs.ewma_lambda, rs.ewma_width)
         if rule is Rule.cusum:
             return self._cusum(rs.cusum_k, rs.cusum_h)
+        if rule is Rule.glr:
+            return self._glr(rs.alpha)
+        if rule is Rule.ewma_t:
+            return self._ewma_t(rs.ewma_lambda, rs.alpha)
         return []
 
     def _found(
@@ -361,7 +464,12 @@ class _Chart:
     def _ewma(self, lam: float, width: float) -> list[Finding]:
         centre, t = self.limits.centre, len(self.xs)
         z = ewma_path(self.xs, centre, lam)[-1]
-        se = ewma_se(self.sigma, lam, t, self.n_base)
+        if self.line.plain:
+            se = ewma_se(self.sigma, lam, t, self.n_base)
+        else:
+            weights = ewma_weights(lam, t)
+            noise = lam / (2 - lam) * (1 - (1 - lam) ** (2 * t))
+            se = self.sigma * math.sqrt(noise + self.line_var(weights))
         stat = _ratio(z - centre, se, z, centre)
         if not _over(abs(stat), width):
             return []
@@ -382,6 +490,39 @@ class _Chart:
                 f"{stat:.3g}σ over {t} period{'s' if t > 1 else ''} ({self._span(t)})")  # fmt: skip
         return self._found(Rule.cusum, side, what, t, side * stat)
 
+    def _t_test(self, rule: Rule, stat: float, alpha: float, what: str) -> list[Finding]:
+        """A finding when Student's t `stat` (df `self.df`) is beyond its 1 − alpha quantile."""
+        if self.df < 1 or not _over(abs(stat), t_isf(alpha, self.df)):
+            return []
+        side, t = _sign(stat), len(self.xs)
+        p = t_sf(abs(stat), self.df)
+        what += (f" over {t} period{'s' if t > 1 else ''} ({self._span(t)}), t = {stat:.3g} on "
+                 f"{self.df} df, p = {_pval(p)} ≤ {alpha:g}")  # fmt: skip
+        return self._found(rule, side, what, t, stat)
+
+    def _glr(self, alpha: float) -> list[Finding]:
+        centre, t = self.limits.centre, len(self.xs)
+        mean = sum(self.xs) / t
+        se = self.pooled * math.sqrt(1 / t + self.line_var([1 / t] * t))
+        stat = _ratio(mean - centre, se, mean, centre)
+        what = (f"GLR (t test) for a sustained shift since the approach started: mean "
+                f"{_fmt(mean)} against the centre line {_fmt(centre)}")  # fmt: skip
+        return self._t_test(Rule.glr, stat, alpha, what)
+
+    def _ewma_t(self, lam: float, alpha: float) -> list[Finding]:
+        centre, t = self.limits.centre, len(self.xs)
+        z = ewma_path(self.xs, centre, lam)[-1]
+        weights = ewma_weights(lam, t)
+        se = self.pooled * math.sqrt(sum(w * w for w in weights) + self.line_var(weights))
+        stat = _ratio(z - centre, se, z, centre)
+        if self.df < 1:
+            return []
+        side = _sign(stat)
+        word, cmp = ("upper", ">") if side > 0 else ("lower", "<")
+        bound = centre + side * t_isf(alpha, self.df) * se
+        what = f"EWMA (λ={lam:g}) beyond its {word} t limit: {_fmt(z)} {cmp} {_fmt(bound)}"
+        return self._t_test(Rule.ewma_t, stat, alpha, what)
+
 
 # -- EWMA and CUSUM -------------------------------------------------------------------------------
 
@@ -393,6 +534,11 @@ def ewma_path(xs: Sequence[float], start: float, lam: float) -> list[float]:
         z = lam * x + (1 - lam) * z
         path.append(z)
     return path
+
+
+def ewma_weights(lam: float, t: int) -> list[float]:
+    """The weights of x_1 … x_t in z_t − start: λ (1 − λ)^(t − i)."""
+    return [lam * (1 - lam) ** (t - i) for i in range(1, t + 1)]
 
 
 def ewma_se(sigma: float, lam: float, t: int, n_base: int | None = None) -> float:
@@ -440,6 +586,10 @@ def _cmp(a: float, b: float) -> int:
 def _over(a: float, b: float) -> bool:
     """a beyond b, not merely equal to it but for floating-point rounding."""
     return a > b and not math.isclose(a, b, rel_tol=1e-9)
+
+
+def _pval(p: float) -> str:
+    return f"{p:.2g}" if p >= 0.0001 else "< 0.0001"
 
 
 def _fmt(x: float) -> str:

@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from connectors.base import Window
+from cycles.baseline import fit, spec_of
 from cycles.choice import phase_effects
 from cycles.declaration.model import Outcome
 from cycles.drivers import DriverState, from_extra, is_gap
+from cycles.effects import Effect, estimate
 from cycles.periods import Period
 from cycles.policy import Decision, PolicyInput, decide
 from cycles.record import CycleRecord
@@ -194,15 +196,43 @@ def baseline_limits(
     return limits, len(baseline)
 
 
-def signal_evidence(
+def baseline_chart(
+    outcome: Outcome, values: Sequence[PeriodValue], period: Period, start: Period
+) -> tuple[Limits | None, int, dict[str, Any] | None]:
+    """`baseline_limits`, or with `policy.seasonality`/`policy.trend` the limits around the
+    fitted line at `period` (cycles.baseline), and the line for the record (`baseline_model`)."""
+    policy = outcome.policy
+    if policy.seasonality is None and not policy.trend:
+        return (*baseline_limits(values, start, policy.baseline_periods), None)
+    first = str(start - policy.baseline_periods)
+    base = [v for v in values if first <= v.period < str(start) and v.value is not None]
+    index = [Period.parse(v.period, outcome.cadence).index for v in base]
+    spec = spec_of(policy.seasonality, policy.trend, outcome.cadence.value)
+    line, notes = fit(index, [float(v.value) for v in base if v.value is not None], spec)
+    if line is None:
+        return None, len(base), None
+    shown = [Period.parse(v.period, outcome.cadence) for v in values if v.period >= first]
+    model = {
+        "line": line.describe(),
+        "seasonality": line.season,
+        "additive": True,
+        "trend": line.trend,
+        "level": line.level,
+        "moving_range": line.moving_range(),
+        "factors": [line.factor(i) for i in range(line.season or 0)],
+        "centre": {str(p): line.centre(p.index) for p in [*shown, period]},
+        "notes": notes,
+    }
+    return line.limits(period.index, [v.period for v in base]), len(base), model
+
+
+def _series(
     outcome: Outcome, values: Sequence[PeriodValue], period: str, start: Period
-) -> Evidence | None:
-    """The signal at `period` (cycles.signals): the approach's periods since `start` against
-    the baseline before it, the one `baseline_limits` uses; counts for a proportion."""
+) -> tuple[list[PeriodValue], list[Counts | None] | None]:
+    """The baseline before `start` and the approach's periods up to `period`; counts for a
+    proportion."""
     first = str(start - outcome.policy.baseline_periods)
     series = [v for v in values if first <= v.period <= period]
-    if not series or series[-1].period != period:
-        return None
     counts: list[Counts | None] | None = None
     if outcome.result_metric.is_proportion:
         counts = [
@@ -211,14 +241,62 @@ def signal_evidence(
             else None
             for v in series
         ]
+    return series, counts
+
+
+def signal_evidence(
+    outcome: Outcome, values: Sequence[PeriodValue], period: str, start: Period
+) -> Evidence | None:
+    """The signal at `period` (cycles.signals): the approach's periods since `start` against
+    the baseline before it, the one `baseline_limits` uses; counts for a proportion."""
+    series, counts = _series(outcome, values, period, start)
+    if not series or series[-1].period != period:
+        return None
+    policy = outcome.policy
     return detect(
         [v.value for v in series],
         [v.period for v in series],
         baseline_end=sum(v.period < str(start) for v in series),
         direction=outcome.result.direction.value,
-        rules=outcome.policy.signals,
+        rules=policy.signals,
         counts=counts,
+        index=[Period.parse(v.period, outcome.cadence).index for v in series],
+        model=spec_of(policy.seasonality, policy.trend, outcome.cadence.value),
     )
+
+
+def approach_effect(outcome: Outcome, record: CycleRecord, start: Period) -> Effect | None:
+    """The current approach's effect (cycles.effects) over its periods up to this one (this one
+    left out when a data check failed on it), against the baseline the signals use."""
+    values = record.metrics.get(outcome.result.metric, [])
+    series, counts = _series(outcome, values, record.period, start)
+    if record.checks.failed and series and series[-1].period == record.period:
+        series, counts = series[:-1], None if counts is None else counts[:-1]
+    policy = outcome.policy
+    return estimate(
+        [v.value for v in series],
+        baseline_end=sum(v.period < str(start) for v in series),
+        direction=outcome.result.direction.value,
+        counts=counts,
+        index=[Period.parse(v.period, outcome.cadence).index for v in series],
+        model=spec_of(policy.seasonality, policy.trend, outcome.cadence.value),
+        approach=record.approach.name if record.approach else None,
+    )
+
+
+def named(decision: Decision, evidence: Evidence | None, effect: Effect | None) -> Decision:
+    """The decision with what every review names (DESIGN.md): a period beyond a natural process
+    limit as a special cause, if no reason says so yet, and the approach's effect so far."""
+    extra = []
+    points = [f.reason for f in evidence.findings if f.rule == "point"] if evidence else []
+    cause = evidence.special_cause if evidence else None
+    if cause and not any(r in decision.reasons for r in [cause, *points]):
+        extra.append(cause)
+    if effect is not None:
+        extra.append(effect.reason())
+    if not extra:
+        return decision
+    return decision.model_copy(update={"reasons": [*decision.reasons, *extra]})
 
 
 # -- Review -----------------------------------------------------------------------------------
@@ -243,7 +321,8 @@ def review(
     start = approach_start(
         history, record.approach.name, Period.parse(record.period, outcome.cadence)
     )
-    return decide(
+    evidence = signal_evidence(outcome, values, record.period, start)
+    decision = decide(
         PolicyInput(
             metric=outcome.result.metric,
             period=record.period,
@@ -254,7 +333,7 @@ def review(
             failed_checks=failed,
             limits=record.limits,
             baseline_count=baseline_count,
-            evidence=signal_evidence(outcome, values, record.period, start),
+            evidence=evidence,
             approach=record.approach,
             approaches=list(outcome.approaches),
             adjustments_in_row=adjustments_in_row(history, record.approach.name),
@@ -274,3 +353,4 @@ def review(
             ),
         )
     )
+    return named(decision, evidence, approach_effect(outcome, record, start))

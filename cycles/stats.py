@@ -49,3 +49,73 @@ def point_signal(value: float | None, limits: Limits | None, direction: str) -> 
 def _close(a: float, b: float) -> bool:
     """Equal but for floating-point rounding (a constant baseline has zero-width limits)."""
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+# -- Student's t and Fisher's F (pure Python: the core imports no scipy) ------------------------
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b), by its continued fraction (modified
+    Lentz; Numerical Recipes §6.4), within 1e-13 for the a, b the t and F tests use."""
+    if not 0 <= x <= 1:
+        raise ValueError("x must be in [0, 1]")
+    if x in (0, 1):
+        return float(x)
+    front = math.exp(
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x > (a + 1) / (a + b + 2):  # the fraction converges fast below this point
+        return 1 - front * _beta_fraction(b, a, 1 - x) / b
+    return front * _beta_fraction(a, b, x) / a
+
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    tiny = 1e-300
+    c, d = 1.0, 1 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 400):
+        for num in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1 + num * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return h
+
+
+def t_sf(t: float, df: float) -> float:
+    """P(T > t) for Student's t with `df` degrees of freedom (df > 0)."""
+    if math.isinf(t):
+        return 0.0 if t > 0 else 1.0
+    tail = 0.5 * betainc(df / 2, 0.5, df / (df + t * t))
+    return tail if t >= 0 else 1 - tail
+
+
+def t_isf(p: float, df: float) -> float:
+    """The t with P(T > t) = p (0 < p < 1): the upper p quantile, by bisection on `t_sf`."""
+    if not 0 < p < 1:
+        raise ValueError("p must be in (0, 1)")
+    if p > 0.5:
+        return -t_isf(1 - p, df)
+    lo, hi = 0.0, 1.0
+    while t_sf(hi, df) > p:
+        lo, hi = hi, 2 * hi
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_sf(mid, df) > p else (lo, mid)
+        if hi - lo < 1e-12 * max(1.0, hi):
+            break
+    return (lo + hi) / 2
+
+
+def f_sf(f: float, d1: float, d2: float) -> float:
+    """P(F > f) for Fisher's F with (d1, d2) degrees of freedom."""
+    if f <= 0:
+        return 1.0
+    return betainc(d2 / 2, d1 / 2, d2 / (d2 + d1 * f))

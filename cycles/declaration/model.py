@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -265,6 +265,10 @@ class PolicySpec(Strict):
     sign_off_timeout: timedelta = timedelta(days=7)  # no answer by then: hold
     # improvement/deterioration signals: rules, beta-binomial (README "Signals")
     signals: RuleSet = Field(default_factory=RuleSet)
+    # the centre line: seasonal factors (a season length, or auto), a trend (README "Seasonal
+    # and trended baselines"); seasonal factors need two seasons of baseline
+    seasonality: int | Literal["auto"] | None = None
+    trend: bool = False
     # once every approach was tried, a switch draws on evidence, or holds (`order`)
     choice: Choice = Choice.evidence
 
@@ -274,6 +278,30 @@ class PolicySpec(Strict):
         if value <= timedelta(0):
             raise ValueError("sign_off_timeout must be a positive duration, e.g. P7D")
         return value
+
+    @field_validator("seasonality", mode="before")
+    @classmethod
+    def _season(cls, value: Any) -> Any:
+        if value is None or value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= 52:
+            raise located(
+                (),
+                f"seasonality must be a season length in periods from 2 to 52 (12 for months, 4 "
+                f"for quarters) or auto, not {value!r}",
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _two_seasons(self) -> PolicySpec:
+        season = self.seasonality
+        if isinstance(season, int) and self.baseline_periods < 2 * season:
+            raise located(
+                ("seasonality",),
+                f"seasonality {season} needs baseline_periods of at least {2 * season} (two "
+                f"seasons of baseline), not {self.baseline_periods}",
+            )
+        return self
 
 
 class ReviewSpec(Strict):

@@ -10,9 +10,10 @@ from typing import Any
 from pydantic import Field
 
 from cycles.console import approach_text, fmt
+from cycles.effects import from_extra
 from cycles.periods import Period
 from cycles.record import CycleRecord
-from cycles.values import Value
+from cycles.values import Limits, Value
 
 RECENT = 12  # cycles in the report's table
 DECISION_COLOURS = {
@@ -52,6 +53,9 @@ class Phase(Value):
     last: str
     start: int
     end: int
+    # the approach's effect as its last reviewed cycle in the phase estimated it (cycles.effects)
+    effect: str = ""
+    effect_data: dict[str, Any] | None = None
 
 
 class MetricChart(Value):
@@ -130,7 +134,7 @@ def build_report(records: Sequence[CycleRecord]) -> Report:
         direction=last.direction,
         target=last.target,
         count=len(records),
-        phases=_phases(labels, cadence, phase_of),
+        phases=_with_effects(_phases(labels, cadence, phase_of), records),
         charts=charts,
         scores=[s for r in records if (s := _score(r)) is not None],
         cycles=[_row(r) for r in records[-RECENT:]],
@@ -145,10 +149,11 @@ def _result_chart(
     phase_of: PhaseOf,
 ) -> MetricChart:
     last, cadence = records[-1], records[-1].cadence
+    line = _line(last)
     points = []
     for label in labels:
         record = by_period.get(label)
-        limits = record.limits if record else None
+        limits = record.limits if record else line.get(label)
         points.append(
             Point(
                 period=label,
@@ -170,6 +175,22 @@ def _result_chart(
         direction=last.direction,
         points=points,
     )
+
+
+def _line(record: CycleRecord) -> dict[str, Limits]:
+    """A seasonal or trended centre line's limits at every period of `record`'s window, for the
+    periods without their own cycle (`baseline_model`, policy.seasonality / policy.trend)."""
+    model = record.extra.get("baseline_model")
+    if not isinstance(model, dict) or record.limits is None:
+        return {}
+    centre, half = model.get("centre"), record.limits.upper - record.limits.centre
+    if not isinstance(centre, dict):
+        return {}
+    return {
+        str(p): Limits(centre=c, lower=c - half, upper=c + half)
+        for p, value in centre.items()
+        if (c := _num(value)) is not None
+    }
 
 
 def _driver_chart(
@@ -261,6 +282,27 @@ def _phases(labels: list[str], cadence: str, phase_of: PhaseOf) -> list[Phase]:
         else:
             phases.append(Phase(approach=name, first=label, last=label, **bounds))
     return phases
+
+
+def _with_effects(phases: list[Phase], records: Sequence[CycleRecord]) -> list[Phase]:
+    """Each approach phase with the effect its last reviewed cycle recorded."""
+    out = []
+    for phase in phases:
+        inside = [
+            r for r in records
+            if phase.first <= r.period <= phase.last and r.approach is not None
+            and r.approach.name == phase.approach
+        ]  # fmt: skip
+        effect = next(
+            (e for r in reversed(inside) if (e := from_extra(r.extra.get("effect"))) is not None),
+            None,
+        )
+        if effect is not None:
+            phase = phase.model_copy(
+                update={"effect": effect.text(), "effect_data": effect.model_dump(mode="json")}
+            )
+        out.append(phase)
+    return out
 
 
 def _score(record: CycleRecord) -> ScorePoint | None:

@@ -118,6 +118,12 @@ def _metric_spec(report: Report, chart: MetricChart, width: int) -> dict[str, An
                     "condition": {"test": "datum.approach === 'baseline'", "value": "#888888"},
                     "value": "#4c78a8",
                 },
+                "tooltip": [
+                    {"field": "approach", "type": "nominal"},
+                    {"field": "first", "type": "nominal"},
+                    {"field": "last", "type": "nominal"},
+                    {"field": "effect", "type": "nominal"},
+                ],
             },
         },
         {
@@ -253,6 +259,24 @@ def write(report: Report, *, html_file: Path | None, png_file: Path | None) -> l
     return written
 
 
+def _effects_table(report: Report) -> str:
+    """Each approach phase and its effect (cycles.effects), when any cycle recorded one."""
+    phases = [p for p in report.phases if p.effect]
+    if not phases:
+        return ""
+    rows = "\n".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape(redact(v))}</td>" for v in (p.approach, p.first, p.last))
+        + f"<td>{html.escape(p.effect)}</td></tr>"
+        for p in phases
+    )
+    return (
+        f"<h2>Approaches and their effect on {html.escape(report.result_metric)}</h2>\n<table>\n"
+        "<thead><tr><th>approach</th><th>from</th><th>to</th><th>effect against its baseline"
+        f"</th></tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>\n"
+    )
+
+
 def html_page(report: Report) -> str:
     """A self-contained page: Vega, Vega-Lite and vega-embed inline, no network needed."""
     spec = script_json(vega_spec(report, heading=False))
@@ -284,7 +308,7 @@ th,td{{padding:3px 12px;border-bottom:1px solid #ddd;text-align:left}} {colours}
 target {html.escape(report.result_metric)} {cmp} {fmt(report.target)} ·
 {report.count} cycles · generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC<br>{LEGEND}</p>
 <div id="chart"></div>
-<h2>Latest cycles</h2>
+{_effects_table(report)}<h2>Latest cycles</h2>
 <table>
 <thead><tr><th>period</th><th>approach</th><th>value</th><th>decision</th><th>score</th></tr></thead>
 <tbody>

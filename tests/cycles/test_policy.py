@@ -113,7 +113,7 @@ CASES = [
      "keep", ["improvement signal: run of 7 periods above the centre line 0.18 (p12 … p18)"], ("incentive", {"usd": 20, "channels": 2})),
     ("no run yet: 6 periods above the centre line", case(value=0.19, evidence=signalled([0.19] * 6, ["point", "run_of_7"])),
      "adjust", ["no signal (point, run_of_7): 0.19 within the natural process limits"], ("incentive", {"usd": 30, "channels": 1})),
-    ("switch: the EWMA below its lower limit", case(value=0.168, evidence=signalled([0.168] * 5)),
+    ("switch: the EWMA below its lower limit", case(value=0.168, evidence=signalled([0.168] * 5, ["point", "ewma"])),
      "switch", ["deterioration signal: EWMA (λ=0.2) beyond its lower limit", "switching to nudge"], ("nudge", {"asks": 2})),
     ("keep: 2 of 3 near the lower limit, decrease", case(direction="decrease", target=0.1, value=0.16, evidence=signalled([0.16, 0.18, 0.16], ["two_of_three"], direction="decrease")),
      "keep", ["improvement signal: 2 of the last 3 periods beyond two-thirds of the way to the lower limit"], ("incentive", {"usd": 20, "channels": 2})),
@@ -125,7 +125,7 @@ CASES = [
      "switch", ["deterioration signal: 0.15 below the lower limit", "the point beyond the limit decides"], ("nudge", {"asks": 2})),
     ("conflicting signals: adjust", case(value=0.181, evidence=signalled([0.2 - 0.003 * i for i in range(7)], ["run_of_7", "trend_of_7"])),
      "adjust", ["run of 7 periods above", "7 periods in a row falling", "conflicting signals: none claimed"], ("incentive", {"usd": 30, "channels": 1})),
-    ("target met with a signal: keep names both", case(value=0.31, evidence=signalled([0.31])),
+    ("target met with a signal: keep names both", case(value=0.31, evidence=signalled([0.31], ["point", "ewma"])),
      "keep", ["target met: 0.31 ≥ 0.3", "improvement signal: 0.31 above the upper limit"], ("incentive", {"usd": 20, "channels": 2})),
 ]  # fmt: skip
 
@@ -165,7 +165,7 @@ def test_summary_names_the_rules() -> None:
     assert decide(case(value=0.25)).summary == "improvement signal"  # DESIGN.md's point rule
     run = decide(case(value=0.19, evidence=signalled([0.19] * 7, ["point", "run_of_7"])))
     assert run.summary == "improvement signal (run_of_7)" and run.signal is SignalKind.improvement
-    down = decide(case(value=0.168, evidence=signalled([0.168] * 5)))
+    down = decide(case(value=0.168, evidence=signalled([0.168] * 5, ["point", "ewma"])))
     assert down.summary == "deterioration signal (ewma)"
 
 
