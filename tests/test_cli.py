@@ -34,6 +34,18 @@ def test_demo_in_process(workdir: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert len(history) == len(lines)
     assert {c["decision"] for c in history} == DECISIONS
     assert (workdir / ".radar" / "radar.db").is_file()
+    # the outcomes serving referrals ran first each month: its reviews list their decisions
+    assert [c["outcome"] for c in history[-1]["children"]] == ["leads", "support"]
+    assert history[-1]["reasons"][-2].startswith("child leads: hold, ")
+    serving = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and
+               " in 2026-10: " in line}  # fmt: skip
+    assert set(serving) == {"support", "leads"}
+    assert "adjust" in serving["leads"] and "keep" in serving["leads"]
+    assert out.rstrip().splitlines()[-1].startswith("portfolio: reports/index.html")
+    page = (workdir / "reports" / "index.html").read_text()
+    for outcome in ("referrals", "support", "leads"):
+        assert f'href="{outcome}.html"' in page
+        assert (workdir / "reports" / f"{outcome}.html").is_file()
 
 
 @pytest.mark.slow
@@ -49,6 +61,9 @@ def test_demo_through_prefect_in_an_empty_directory(tmp_path: Path) -> None:
     assert {word for line in lines for word in line.split()} >= DECISIONS
     assert "prefect server start" in proc.stdout and "radar history referrals" in proc.stdout
     assert "INFO" not in proc.stdout and "Starting temporary server" not in proc.stdout
+    assert "the outcomes serving referrals" in proc.stdout
+    assert proc.stdout.rstrip().splitlines()[-1].startswith("portfolio: reports/index.html")
+    assert (tmp_path / "reports" / "index.html").is_file()
 
 
 def test_run_by_name_with_the_bundled_example(
