@@ -8,8 +8,9 @@ later periods would have run (and so their baselines), while metric values stay 
 
 What a replay cannot know is taken as recorded: data checks, the actions of an approach that
 ran (a replayed approach that did not run is taken as carried out as planned), a person's
-sign-off answer, and which reviews had happened when a period opened (from the recorded stage
-times: a review that ran after the next period opened did not plan it). `bench/approach_choice.py`
+sign-off answer, the standing of the outcomes that serve this one (cycles.hierarchy), and which
+reviews had happened when a period opened (from the recorded stage times: a review that ran
+after the next period opened did not plan it). `bench/approach_choice.py`
 drives the same `assess` and `review` on simulated values.
 """
 
@@ -18,10 +19,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
-from cycles import drivers, stages
+from cycles import drivers, hierarchy, stages
 from cycles.declaration.model import Outcome
 from cycles.periods import Period
 from cycles.record import CheckSummary, CycleRecord
@@ -57,9 +59,12 @@ def assess(
     )  # fmt: skip
     values = record.metrics.get(outcome.result.metric, [])
     record.result_value = values[-1].value if values and values[-1].period == period else None
-    limits, count = stages.baseline_limits(values, start, outcome.policy.baseline_periods)
+    at = Period.parse(period, outcome.cadence)
+    limits, count, line = stages.baseline_chart(outcome, values, at, start)
     record.limits = limits
     record.extra["baseline_count"] = count
+    if line is not None:  # policy.seasonality / policy.trend: the fitted centre line
+        record.extra["baseline_model"] = line
     record.extra["approach_start"] = str(start)
     nodes = drivers.evaluate(outcome, record.metrics, Period.parse(period, outcome.cadence), start)
     record.extra["drivers"] = [d.model_dump(mode="json") for d in nodes]
@@ -84,15 +89,20 @@ def review(
     later: Sequence[CycleRecord] = (),
     sign_off: SignOff | None = None,
     reason: str = "",
+    children: Sequence[Mapping[str, Any]] | None = None,
 ) -> CycleRecord:
     """`record` decided (engine `_review`): the policy, a sign-off answer if one is needed and
-    given, the plan already in force in `later` cycles, `reason` first."""
+    given, the plan already in force in `later` cycles, `reason` first, and the standing of the
+    outcomes that serve this one (`children`, as the engine found them) last."""
     decision = stages.review(outcome, record, history, record.extra.get("baseline_count", 0))
     if needs_sign_off(outcome, decision) and sign_off is not None:
         assert record.approach is not None
         decision = apply_sign_off(outcome, decision, record.approach, sign_off)
     decision = stages.keep_plan_in_force(decision, record, later)
     reasons = [reason, *decision.reasons] if reason else list(decision.reasons)
+    if children:
+        record.extra["children"] = list(children)
+        reasons += hierarchy.children_reasons(children, record.period)
     record.status = "reviewed"
     record.completed_stages = list(STAGES)
     record.decision = decision.kind
@@ -187,7 +197,7 @@ def replay(outcome: Outcome, cycles: Sequence[CycleRecord], *, since: str | None
         decided = review(
             outcome, record, chain, later=later,
             sign_off=SignOff.model_validate(signed) if isinstance(signed, dict) else None,
-            reason=_lead_reason(outcome, cycle),
+            reason=_lead_reason(outcome, cycle), children=cycle.extra.get("children"),
         )  # fmt: skip
         decided.stage_runs = list(cycle.stage_runs)  # its times say which reviews came first
         chain.append(decided)

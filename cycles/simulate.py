@@ -2,7 +2,10 @@
 
 The result metric's baseline is read through the declaration's connector: its level and XmR σ
 (mean moving range / 1.128), and for a proportion with counts the binomial noise its counts imply
-(the rest of σ is variation between periods). Simulated series have that baseline and then
+(the rest of σ is variation between periods). With `policy.seasonality` or `policy.trend` the
+series follow the seasonal and trended line fitted to the baseline (cycles.baseline), σ is the
+residuals' around it, and the detector judges them against such a line, as the reviews do.
+Simulated series have that baseline and then
 `periods` reviewed periods, stable or shifted by 1, 2 or 3 σ the better way (and by the gap to
 the target); the real detector (`cycles.signals.detect` with the declaration's
 `policy.signals`) judges each reviewed period from the data up to it, as a review would. The
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
+from cycles.baseline import fit, spec_of
 from cycles.errors import RadarError
 from cycles.periods import Cadence, Period
 from cycles.signals import D2, detect
@@ -42,6 +46,7 @@ class Baseline(Value):
 
     periods: list[str]  # the window (every period, with or without a value)
     values: list[float]  # the values present, oldest first
+    index: list[int] = Field(default_factory=list)  # their positions (Period.index)
     trials: list[float] = Field(default_factory=list)  # a proportion's denominators
     successes: list[float] = Field(default_factory=list)
 
@@ -139,6 +144,7 @@ def read_baseline(outcome: Outcome, before: Period) -> Baseline:
     return Baseline(
         periods=[str(p) for p in window.periods],
         values=[float(v.value) for v in present if v.value is not None],
+        index=[Period.parse(v.period, outcome.cadence).index for v in present],
         trials=[float(v.denominator or 0) for v in present] if counted else [],
         successes=[float(v.numerator or 0) for v in present] if counted else [],
     )
@@ -173,7 +179,15 @@ def simulate(
     rng = np.random.default_rng(seed)
     direction = outcome.result.direction.value
     better = 1 if direction == "increase" else -1
-    sigma = baseline.sigma
+    policy = outcome.policy
+    # the centre line the reviews judge against: the mean, or with policy.seasonality and
+    # policy.trend a seasonal and trended line fitted to the baseline (cycles.baseline)
+    model = spec_of(policy.seasonality, policy.trend, outcome.cadence.value)
+    index = baseline.index or list(range(len(baseline.values)))
+    line, notes = fit(index, baseline.values, model)
+    if line is None:
+        raise RadarError(f"{outcome.result.metric}: too little baseline for XmR limits")
+    sigma = line.moving_range() / D2
     if not sigma > 0:
         raise RadarError(
             f"{outcome.result.metric} does not vary over {baseline.periods[0]} … "
@@ -182,12 +196,17 @@ def simulate(
     n_base = len(baseline.values)
     first = Period.parse(baseline.periods[-1], outcome.cadence) - (n_base - 1)
     labels = [str(first + i) for i in range(n_base + periods)]
-    rules = outcome.policy.signals
+    positions = [(first + i).index for i in range(n_base + periods)]
+    centre = np.array([line.centre(i) for i in positions])
+    rules = policy.signals
     horizon = max(WITHIN)
+
+    def series_of(n: int, shift: float) -> tuple[np.ndarray, np.ndarray | None]:
+        return _series(rng, baseline, centre, sigma, n, n_base, shift)
 
     def claims(shift: float, n: int, reviews: int) -> np.ndarray:
         """Improvement claimed at each of the first `reviews` reviewed periods, per series."""
-        values, counts = _series(rng, baseline, n, n_base + periods, n_base, shift * better)
+        values, counts = series_of(n, shift * better)
         out = np.zeros((n, reviews), dtype=bool)
         for i in range(n):
             for t in range(reviews):
@@ -196,6 +215,7 @@ def simulate(
                     list(values[i, :end]), labels[:end], baseline_end=n_base,
                     direction=direction, rules=rules,
                     counts=None if counts is None else [tuple(c) for c in counts[i, :end]],
+                    index=positions[:end], model=model,
                 )  # fmt: skip
                 if found.kind.value == "improvement":
                     out[i, t] = True
@@ -208,67 +228,72 @@ def simulate(
     for k in SHIFTS:
         found = claims(k * sigma, series, min(horizon, periods))
         caught[str(k)] = [float(found[:, :w].any(1).mean()) for w in WITHIN]
-    gap = better * (outcome.result.target - baseline.level)
+    gap = better * (outcome.result.target - line.level)
     target_caught = None
     if gap > 0:
         found = claims(gap, series, min(horizon, periods))
         target_caught = [float(found[:, :w].any(1).mean()) for w in WITHIN]
     good, null = (
-        _policy(outcome, baseline, rng, labels, n_base, periods, effect, policy_series)
+        _policy(outcome, series_of(policy_series, effect), labels, n_base, policy_series)
         for effect in (GOOD * sigma * better, 0.0)
     )
     return Simulation(
         outcome=outcome.outcome, metric=outcome.result.metric, direction=direction,
         cadence=outcome.cadence, baseline=baseline.periods, baseline_values=n_base,
-        level=baseline.level, sigma=sigma, binomial_sd=baseline.binomial_sd,
+        level=line.level, sigma=sigma, binomial_sd=baseline.binomial_sd,
         rules=rules.names, series=series, periods=periods, seed=seed,
         false_per_period=float(stable.mean()), caught=caught,
         unit_shift={str(k): k * sigma * better for k in SHIFTS},
         target_shift=gap * better if gap > 0 else None, target_caught=target_caught,
         policy_series=policy_series, approach=outcome.approaches[0].name,
         good_switched=good[0], null_kept=None if null[0] is None else 1 - null[0],
-        notes=_notes(outcome),
+        notes=notes,
     )  # fmt: skip
 
 
 def _series(
-    rng: np.random.Generator, baseline: Baseline, n: int, length: int, start: int, shift: float
+    rng: np.random.Generator,
+    baseline: Baseline,
+    centre: np.ndarray,
+    sigma: float,
+    n: int,
+    start: int,
+    shift: float,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """`n` series of `length` periods like the baseline, `shift` added from period `start` on;
-    a proportion as counts: trials drawn from the baseline's, the rate varying between periods
-    by what σ holds beyond the binomial noise."""
+    """`n` series around the `centre` line (the baseline's level, or its seasonal and trended
+    line) with noise σ, `shift` added from period `start` on; a proportion as counts: trials
+    drawn from the baseline's, the rate varying between periods by what σ holds beyond the
+    binomial noise."""
     import numpy as np
 
+    length = len(centre)
     step = np.r_[np.zeros(start), np.ones(length - start)] * shift
     if not baseline.proportion:
-        return baseline.level + baseline.sigma * rng.standard_normal((n, length)) + step, None
-    p = sum(baseline.successes) / sum(baseline.trials)
+        return centre + sigma * rng.standard_normal((n, length)) + step, None
     binomial = baseline.binomial_sd or 0.0
-    between = math.sqrt(max(0.0, baseline.sigma**2 - binomial**2))
+    between = math.sqrt(max(0.0, sigma**2 - binomial**2))
     trials = rng.choice(np.asarray(baseline.trials), size=(n, length)).round()
-    rate = np.clip(p + between * rng.standard_normal((n, length)) + step, 0.0, 1.0)
+    rate = np.clip(centre + between * rng.standard_normal((n, length)) + step, 0.0, 1.0)
     successes = rng.binomial(trials.astype(np.int64), rate).astype(float)
     return successes / trials, np.stack([successes, trials], axis=-1)
 
 
 def _policy(
     outcome: Outcome,
-    baseline: Baseline,
-    rng: np.random.Generator,
+    simulated: tuple[np.ndarray, np.ndarray | None],
     labels: list[str],
     n_base: int,
-    periods: int,
-    effect: float,
     n: int,
 ) -> tuple[float | None, int]:
-    """Share of `n` series in which the first declared approach, with this true effect, is
-    switched away from within `periods` reviews (the real policy, as the engine runs it)."""
+    """Share of the `n` simulated series in which the first declared approach, whose effect
+    they hold, is switched away from in their reviewed periods (the real policy, as the engine
+    runs it)."""
     if n <= 0 or len(outcome.approaches) < 2:
         return None, 0
     from cycles import replay, stages
     from cycles.record import CycleRecord
 
-    values, counts = _series(rng, baseline, n, n_base + periods, n_base, effect)
+    values, counts = simulated
     metric = outcome.result.metric
     switched = 0
     for i in range(n):
@@ -294,13 +319,6 @@ def _policy(
             record = replay.assess(outcome, label, approach, metrics, history)
             history.append(replay.review(outcome, record, history))
     return switched / n, switched
-
-
-def _notes(outcome: Outcome) -> list[str]:
-    season = getattr(outcome.policy, "seasonality", None)
-    if season is not None:
-        return [f"policy.seasonality {season} is not simulated: the series have no season"]
-    return []
 
 
 # -- how it reads ---------------------------------------------------------------------------------

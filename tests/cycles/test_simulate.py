@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,24 @@ def test_simulate_and_validate_on_the_command_line(
     assert main(["validate", "referrals", "--simulate"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("ok ") and "false improvement signals on a stable process" in out
+
+
+def test_a_declared_seasonality_is_simulated(workdir: Path) -> None:
+    season = [0.02 * math.sin(2 * math.pi * m / 12) for m in range(12)]
+    noise = [0.002 * ((i * 7) % 5 - 2) for i in range(24)]
+    values = {p: 0.2 + season[i % 12] + noise[i] for i, p in enumerate(months("2023-09", 24))}
+    write_monthly_csv(workdir / "data" / "rate.csv", values)
+    plain = load_yaml(write_declaration(workdir, baseline=24))
+    path = workdir / "seasonal.yaml"
+    path.write_text((workdir / "refer.yaml").read_text() + "  seasonality: 12\n")  # in policy:
+    seasonal = load_yaml(path)
+    baseline = read_baseline(seasonal, BEFORE)
+    assert (
+        len(baseline.values) == 24
+        and baseline.index[0] == Period.parse("2023-09", Cadence.monthly).index
+    )
+    with_season = simulate(seasonal, baseline, periods=3, series=40, policy_series=0)
+    without = simulate(plain, baseline, periods=3, series=40, policy_series=0)
+    assert any("seasonal (additive factors, 12 periods)" in n for n in with_season.notes)
+    assert with_season.sigma < without.sigma / 2  # the season is the line, not noise
+    assert with_season.caught["2"][2] > 0.5
