@@ -614,6 +614,13 @@ def frontier(stable: np.ndarray, shifted: Shifted, calib: np.ndarray) -> list[tu
         value = calibrate(make, 0.01, calib, 1.5, 5.0)
         rows.append((f"1 %: ewma λ={lam:g} pooled σ, constant width {value:.3g} (not a rule)",
                      quality(make(value), stable, shifted)))  # fmt: skip
+    # what estimating σ costs: the glr's statistic with the simulated noise's σ = 1 known
+    known = lambda v: thresholded(  # noqa: E731 - one line reads best here
+        lambda d: (glr_stats(d) * d.pooled, -glr_stats(d) * d.pooled), np.full(PERIODS, v)
+    )
+    value = calibrate(known, 0.01, calib, 1.5, 5.0)
+    rows.append((f"1 %: glr with σ known, limit {value:.3g} (not a rule: the bound)",
+                 quality(known(value), stable, shifted)))  # fmt: skip
     return rows
 
 

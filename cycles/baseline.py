@@ -296,6 +296,8 @@ def seasonality_test(
     if ss1 <= 1e-300 * max(1.0, ss0):
         return Seasonality(season, math.inf, 0.0, math.inf) if ss0 > ss1 else None
     f = (ss0 - ss1) / extra / (ss1 / with_.df)
+    if not math.isfinite(f):  # values that are not finite numbers: no test
+        return None
     sigma = math.sqrt(ss1 / with_.df)
     factors = [with_.factor(j) for j in range(season)]
     swing = math.sqrt(sum(x * x for x in factors) / season) / sigma

@@ -720,7 +720,8 @@ def validate(declarations: list[str], *, simulate: bool = False) -> int:
     """
     from cycles import console
     from cycles.declaration import find
-    from cycles.engine import preflight
+    from cycles.diagnose import baseline_warnings
+    from cycles.engine import preflight, today_in
     from cycles.hierarchy import check_parent
 
     found: list[tuple[str, Outcome | DeclarationError]] = []
@@ -746,6 +747,8 @@ def validate(declarations: list[str], *, simulate: bool = False) -> int:
             continue
         where = console.escape(f"{checked.source or item} ({checked.outcome})")
         console.console().print(f"[green]ok[/] {where}")
+        for warning in baseline_warnings(checked, today_in(checked)):  # seasonality, r1 > 0.5
+            console.console().print(f"[yellow]warning[/] {console.escape(warning)}")
         if simulate:
             _print_simulation(checked)
     return 2 if failed else 0
