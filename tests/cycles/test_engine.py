@@ -139,10 +139,11 @@ def test_signals_of_the_policy_reach_the_decisions(
         data = run_json(str(decl), "--period", label, capsys=capsys)
         got.append((label, data["decision"], ApproachRef(**data["next_approach"])))
         if data["decision"] == "keep":
-            assert any(r.startswith("improvement signal: EWMA (λ=0.2)") for r in data["reasons"])
+            assert any(r.startswith("improvement signal: EWMA (λ=0.2) beyond its upper t limit")
+                       for r in data["reasons"])  # fmt: skip
     assert got == expected
     kinds = [kind for _, kind, _ in got]
-    # the default (point and EWMA) sees the rise; the single point alone does not
+    # the default (ewma_t) sees the rise; the single point alone does not
     assert ("keep" in kinds) == (signals == ""), kinds
 
 

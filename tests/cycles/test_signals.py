@@ -349,6 +349,32 @@ def test_a_point_beyond_a_limit_is_named_without_the_point_rule() -> None:
     assert inside.special_cause is None
 
 
+def test_the_review_names_a_special_cause_its_decision_left_out() -> None:
+    # a target met decides keep on "target met" alone; the point below the lower limit must
+    # still be named (DESIGN.md), once, whether the point rule found it or not
+    from cycles.policy import Decision
+    from cycles.stages import named
+    from cycles.values import ApproachRef, DecisionKind
+
+    keep = Decision(kind=DecisionKind.keep, reasons=["target met: -6 ≤ -5"],
+                    next_approach=ApproachRef(name="a"))  # fmt: skip
+    for rules in (DEFAULT, ISSUE_7):
+        evidence = detect([*BASE, -6.0], list("abcdefg"), baseline_end=6, direction="increase",
+                          rules=rules)  # fmt: skip
+        assert evidence.special_cause is not None
+        reasons = named(keep, evidence, None).reasons
+        assert reasons[0] == "target met: -6 ≤ -5"
+        assert reasons[1] == evidence.special_cause
+        assert (
+            named(keep.model_copy(update={"reasons": reasons}), evidence, None).reasons == reasons
+        )
+    # already named by the point rule's own finding: nothing added
+    shown = detect([*BASE, -6.0], list("abcdefg"), baseline_end=6, direction="increase",
+                   rules=SINGLE_POINT)  # fmt: skip
+    adjust = keep.model_copy(update={"reasons": shown.reasons})
+    assert named(adjust, shown, None).reasons == shown.reasons
+
+
 # -- seasonal and trended centre lines (policy.seasonality, policy.trend) -------------------------
 # Three years of months with a December peak of +0.10 on a level of 0.20, noise ± 0.004.
 _RNG = random.Random(13)
