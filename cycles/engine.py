@@ -315,6 +315,9 @@ def _deployment(cycle: Cycle) -> None:
         )
 
 
+UNKNOWN = "after an attempt whose outcome is unknown: "  # starts a failed attempt's error
+
+
 def _deploy_action(cycle: Cycle, config: Any) -> ActionRun:
     from connectors.actions.base import ActionContext
 
@@ -338,8 +341,12 @@ def _deploy_action(cycle: Cycle, config: Any) -> ActionRun:
     if cycle.dry_run or store is None:
         return ActionRun(name=config.name, type=config.type, key=key, status="dry-run")
     # a pending row left by an earlier attempt (we hold the run lock, so its run is gone): its
-    # outcome is unknown, it may have been delivered
-    unknown = known is not None and known.status == "pending"
+    # outcome is unknown, it may have been delivered. It stays unknown through failed attempts
+    # (their error starts with UNKNOWN): else killed, failed, then sent is `succeeded`, not resent
+    unknown = known is not None and (
+        known.status == "pending"
+        or (known.status == "failed" and (known.error or "").startswith(UNKNOWN))
+    )
     begun = store.begin_action(**ids)
     if begun.status in FINAL:
         return begun  # another run delivered it meanwhile
@@ -352,7 +359,8 @@ def _deploy_action(cycle: Cycle, config: Any) -> ActionRun:
         with captured_output(key):
             reach = action.run(context)
     except ActionError as exc:
-        return store.finish_action(key, status="failed", error=str(exc))
+        error = (UNKNOWN if unknown else "") + str(exc)
+        return store.finish_action(key, status="failed", error=error)
     if unknown and not action.exactly_once:  # the sink cannot tell: say it may have seen it twice
         note = (
             "resent after an attempt whose outcome is unknown (its run ended without a record), "

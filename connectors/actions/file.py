@@ -9,10 +9,12 @@ How: the export is written to a new temporary file with a random name in the tar
 directory (created exclusively, never through a link), synced, then renamed onto the target, so
 a reader sees the old file or the whole new one.
 
-At most once: after the export is in place, `<path>.radar-key` records the action's idempotency
-key and the number of rows (written the same way). A run that finds the export and that record
-holding its own key returns the recorded reach and writes nothing. A process that dies between
-the two renames leaves an export without its record; the re-run writes the export again.
+Exactly once: `<path>.radar-key` records the action's idempotency key, the number of rows and
+the new export's identity (inode, size, mtime), written the same way and renamed into place
+just before the export is. A run that finds the export its record names, under its own key,
+returns the recorded reach and writes nothing. A process that dies between the two renames
+leaves a record that names a file not in place: the re-run writes the export, once. (Recording
+after the export instead left an export without its record, written again by the re-run.)
 """
 
 from __future__ import annotations
@@ -69,14 +71,22 @@ class FileAction(Action):
         rows = spec["rows"] or self._source_rows(spec["source"], context)
         fmt = spec["format"] or ("json" if target.suffix == ".json" else "csv")
         reach = float(len(rows))
-        record = {"key": context.key, "reach": reach}
+        record: dict[str, Any] = {"key": context.key, "reach": reach}
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             if fmt == "json":
-                _replace(target, lambda h: h.write(json.dumps(rows, indent=2, default=str)))
+                staged = _stage(target, lambda h: h.write(json.dumps(rows, indent=2, default=str)))
             else:
-                _replace(target, lambda h: _write_csv(h, rows))
-            _replace(_key_file(target), lambda h: h.write(json.dumps(record)))
+                staged = _stage(target, lambda h: _write_csv(h, rows))
+            try:  # the record first, naming the staged export; then the export (see above)
+                record["export"] = _identity(staged)
+                _replace(_key_file(target), lambda h: h.write(json.dumps(record)))
+                staged.replace(target)  # atomic: a reader never sees half an export
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    staged.unlink()
+                raise
+            _sync_dir(target.parent)
         except OSError as exc:
             raise ActionError(f"cannot write {target}: {exc.strerror or exc}") from exc
         return reach
@@ -145,25 +155,46 @@ def _key_file(target: Path) -> Path:
     return target.with_name(target.name + KEY_SUFFIX)
 
 
+def _identity(path: Path) -> dict[str, int]:
+    """What tells a file from the one it replaces: a rename keeps all three."""
+    found = path.stat(follow_symlinks=False)
+    return {"inode": found.st_ino, "size": found.st_size, "mtime_ns": found.st_mtime_ns}
+
+
 def _recorded(target: Path, key: str) -> float | None:
-    """The reach recorded beside an export written for `key`, or None."""
+    """The reach recorded beside an export written for `key`, or None. The record names its
+    export (a record without a name was written after its export was in place)."""
     if not target.is_file() or target.is_symlink():
         return None
     try:
         fd = os.open(_key_file(target), os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(fd, encoding="utf-8") as handle:
             record = json.loads(handle.read(4096))
+        if not isinstance(record, dict) or record.get("key") != key:
+            return None
+        if "export" in record and record["export"] != _identity(target):
+            return None  # its run died before this export was in place
     except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("key") != key:
         return None
     reach = record.get("reach")
     return float(reach) if isinstance(reach, int | float) else None
 
 
 def _replace(target: Path, write: Callable[[IO[str]], Any]) -> None:
-    """Write a new file beside `target` (random name, created exclusively, never through a
-    link), sync it, then rename it onto `target`."""
+    """Write a new file beside `target` (`_stage`), then rename it onto `target`."""
+    tmp = _stage(target, write)
+    try:
+        tmp.replace(target)  # atomic: a reader never sees half a file
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _sync_dir(target.parent)
+
+
+def _stage(target: Path, write: Callable[[IO[str]], Any]) -> Path:
+    """A new file beside `target` (random name, created exclusively, never through a link)
+    holding what `write` wrote, synced."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
         tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
@@ -179,12 +210,11 @@ def _replace(target: Path, write: Callable[[IO[str]], Any]) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        tmp.replace(target)  # atomic: a reader never sees half an export
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _sync_dir(target.parent)
+    return tmp
 
 
 def _sync_dir(directory: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from cycles.declaration import load
 from cycles.engine import run_cycle
+from cycles.errors import ActionError
 from cycles.periods import Cadence, Period
 from cycles.stages import action_key
 from cycles.store import Store
@@ -68,3 +69,36 @@ def test_an_attempt_whose_outcome_is_unknown_is_resent_and_recorded_as_such(
     again = run_cycle(outcome, CURRENT, store=store, review=True)
     assert {a.name: a.status for a in again.actions} == {"call": "resent", "export": "succeeded"}
     assert (workdir / "calls.log").read_text().count("\n") == 1
+
+
+def test_an_unknown_outcome_stays_unknown_through_a_failed_attempt(
+    project: Path, workdir: Path
+) -> None:
+    (workdir / "calls.py").write_text(
+        "from pathlib import Path\n"
+        "def call(context):\n"
+        "    here = Path(__file__).parent\n"
+        "    with (here / 'calls.log').open('a') as log:\n"
+        "        log.write(context.key + '\\n')\n"
+        "    if (here / 'fail').exists():\n"
+        "        raise RuntimeError('receiver said 503')\n"
+        "    return 1\n"
+    )
+    outcome = load(project)
+    store = Store()
+    key = action_key("refer", str(CURRENT), "incentive", "call")
+    # a run killed while the callable ran, after it acted
+    store.begin_action(key=key, outcome="refer", period=str(CURRENT), approach="incentive",
+                       action="call", type="python")  # fmt: skip
+    (workdir / "calls.log").write_text(key + "\n")
+    (workdir / "fail").touch()  # the next attempt fails: it does not tell whether that one acted
+    with pytest.raises(ActionError):
+        run_cycle(outcome, CURRENT, store=store)
+    failed = store.get_action(key)
+    assert failed is not None and failed.status == "failed"
+    assert (failed.error or "").startswith("after an attempt whose outcome is unknown: ")
+    (workdir / "fail").unlink()
+    record = run_cycle(outcome, CURRENT, store=store)
+    [call] = [a for a in record.actions if a.name == "call"]
+    assert (call.status, call.attempts) == ("resent", 3)  # called 3 times: never `succeeded`
+    assert (workdir / "calls.log").read_text().count("\n") == 3

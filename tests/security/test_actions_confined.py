@@ -468,17 +468,47 @@ def test_an_export_written_for_its_key_is_not_written_again(proj: Path) -> None:
     action = file_action(path="out/{period}.json", rows=[{"a": 1}, {"a": 2}])
     assert action.run(context(proj)) == 2.0
     target = proj / "out" / f"{PERIOD}.json"
+    before = target.stat()
+    # the record names the export it was written with: a run killed before that export was in
+    # place leaves a record naming another file (the re-run writes the export)
     assert json.loads(target.with_name(target.name + ".radar-key").read_text()) == {
         "key": KEY,
         "reach": 2.0,
+        "export": {"inode": before.st_ino, "size": before.st_size, "mtime_ns": before.st_mtime_ns},
     }
-    before = target.stat()
     assert action.run(context(proj)) == 2.0
     after = target.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert action.run(context(proj, key=f"{KEY}-other")) == 2.0  # another key writes anew
     assert target.stat().st_ino != before.st_ino
     assert [p.name for p in (proj / "out").iterdir() if p.suffix == ".tmp"] == []
+
+
+def test_a_run_that_died_between_the_renames_has_its_export_written_once(
+    proj: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import connectors.actions.file as module
+
+    action = file_action(path="out/x.csv")
+    assert action.run(context(proj, key=f"{KEY}-before")) == 1.0  # an earlier key's export
+    target = proj / "out" / "x.csv"
+    earlier = target.stat().st_ino
+    replace = module._replace
+
+    def dies_after_the_record(path: Path, write: Any) -> None:
+        replace(path, write)
+        raise KeyboardInterrupt  # the process ends here: record renamed, export not yet
+
+    monkeypatch.setattr(module, "_replace", dies_after_the_record)
+    with pytest.raises(KeyboardInterrupt):
+        action.run(context(proj))
+    monkeypatch.undo()
+    assert target.stat().st_ino == earlier  # not written: its record names another file
+    assert action.run(context(proj)) == 1.0
+    written = target.stat().st_ino
+    assert written != earlier
+    assert action.run(context(proj)) == 1.0
+    assert target.stat().st_ino == written  # written once
 
 
 @pytest.mark.slow
