@@ -6,6 +6,7 @@ reads as the words it is and never as markup: no HTML, links, images, emphasis o
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -117,15 +118,33 @@ def recent_table(record: CycleRecord) -> list[dict[str, Any]]:
     label (`2026-03`), escaped all the same; the rest are numbers."""
     values = record.metrics.get(record.result_metric, [])[-RECENT:]
     lim = record.limits
+    like = record.target  # as precise as the declared target, at least
     return [
         {
             "period": md_text(v.period),
-            "value": v.value,
-            "centre": lim.centre if lim else None,
-            "lower": lim.lower if lim else None,
-            "upper": lim.upper if lim else None,
+            "value": readable(v.value, like=like),
+            "centre": readable(lim.centre, like=like) if lim else None,
+            "lower": readable(lim.lower, like=like) if lim else None,
+            "upper": readable(lim.upper, like=like) if lim else None,
             "target": record.target,
             "rows": v.rows,
         }
         for v in values
     ]
+
+
+SIGNIFICANT = 4
+
+
+def readable(value: float | None, *, like: float | None = None) -> float | None:
+    """`value` rounded for reading: to 4 significant digits (0.17894477 → 0.1789), never to
+    fewer decimals than `like` has (a declared target of 0.1234 keeps 0.12345 at 0.1235) and
+    never coarser than a unit (12,345.6 → 12,346)."""
+    if value is None or not math.isfinite(value) or value == 0:
+        return value
+    decimals = max(0, SIGNIFICANT - 1 - math.floor(math.log10(abs(value))))
+    if like is not None and math.isfinite(like):
+        written = repr(float(like))
+        if "e" not in written:  # 0.3 → 1 decimal; 1e-05 is better read at 4 significant
+            decimals = max(decimals, len(written.split(".")[1].rstrip("0")))
+    return round(value, decimals)

@@ -349,18 +349,44 @@ def _num(value: Any) -> float | None:
     return float(value) if value == value else None  # NaN is no value
 
 
+# Where a decision label's 9 px text sits, in px from its point on a result chart's plot of about
+# PLOT_PX: its baseline 10 px over the point (glyphs 8-17 px over it) or 14 px under it (7-16 px
+# under it); a pixel more on each side.
+PLOT_PX = 180
+LABEL_ABOVE, LABEL_BELOW = (7, 18), (6, 17)
+
+
 def label_below(points: Sequence[Point]) -> list[bool]:
-    """Per point: put its decision label below it, so labels of close neighbours do not overlap."""
+    """Per point: put its decision label below it instead of above when that side crosses fewer
+    of the lines drawn at its period (limits, centre line, target), and so that labels of close
+    neighbours do not overlap (they alternate); above when both sides are as good."""
+    numbers = [v for p in points for v in (p.value, p.lower, p.upper, p.centre, p.target)
+               if v is not None]  # fmt: skip
     values = [p.value for p in points if p.value is not None]
     span = (max(values) - min(values)) if values else 0.0
+    px = ((max(numbers) - min(numbers)) if numbers else 0.0) / PLOT_PX
     below, previous = [], None  # previous: (value, below) of the last labelled point
     for p in points:
         side = False
         if p.decision and p.value is not None:
-            if previous is not None and abs(p.value - previous[0]) < 0.06 * span:
-                side = not previous[1]
+            lines = [v for v in (p.lower, p.upper, p.centre, p.target) if v is not None]
+            close = previous is not None and abs(p.value - previous[0]) < 0.06 * span
+            cost = {
+                under: _crossed(p.value, lines, under, px)
+                + (2 if close and previous is not None and previous[1] == under else 0)
+                for under in (False, True)
+            }
+            side = cost[True] < cost[False]
             previous = (p.value, side)
-        elif p.decision is None:
+        elif p.decision is None or p.value is None:
             previous = None
         below.append(side)
     return below
+
+
+def _crossed(value: float, lines: list[float], under: bool, px: float) -> int:
+    """How many of `lines` a decision label crosses on that side of its point (px: one pixel in
+    the metric's units)."""
+    near, far = (-LABEL_BELOW[1], -LABEL_BELOW[0]) if under else LABEL_ABOVE
+    lo, hi = value + near * px, value + far * px
+    return sum(lo <= line <= hi for line in lines)

@@ -13,7 +13,7 @@ and the history and writes the files.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from pydantic import Field
 
 from cycles.console import fmt
 from cycles.declaration.model import Outcome
+from cycles.effects import from_extra
 from cycles.hierarchy import standing_text, tree_order
 from cycles.periods import Period
 from cycles.record import CycleRecord
@@ -171,26 +172,16 @@ def _period(label: str, cadence: str) -> Period | None:
 
 
 def effect_text(effect: Any) -> str:
-    """`extra["effect"]` (`{estimate, lower, upper, periods}`) in words; "" when absent."""
-    if not isinstance(effect, Mapping):
+    """`extra["effect"]` (`{estimate, lower, upper, periods}`, cycles.effects) in words, as the
+    review and the report say it; "" when absent or unreadable."""
+    found = from_extra(effect)
+    if found is None:
         return ""
-    estimate, lower, upper = (effect.get(k) for k in ("estimate", "lower", "upper"))
-    if not (_number(estimate) and _number(lower) and _number(upper)):
-        return ""
-    level = effect.get("level")
-    span = f"{level:.0%}".replace("%", " %") if _number(level) else "90 %"
-    periods = effect.get("periods")
-    over = f" over {periods} period{'s' if periods != 1 else ''}" if _number(periods) else ""
-    approach = effect.get("approach")
-    of = f" of {approach}" if isinstance(approach, str) and approach else ""
     return (
-        f"effect{of} {_signed(estimate)} ({span} interval {_signed(lower)} to "
-        f"{_signed(upper)}){over}"
+        f"effect of {found.approach}: {found.text()}"
+        if found.approach
+        else (f"effect: {found.text()}")
     )
-
-
-def _signed(x: Any) -> str:
-    return f"{x:+.3g}"
 
 
 def _number(x: Any) -> bool:
@@ -304,7 +295,8 @@ summary{cursor:pointer;color:#57606a}
 .flag.overdue{background:#fdecea;color:#b71c1c} .flag.gap{background:#fff0e0;color:#a84300}
 .flag.stale,.flag.waiting{background:#fff8d6;color:#6b5900}
 figure{margin:0;align-self:center} figcaption{font-size:11px;color:#6e7781}
-svg.spark{display:block;width:100%;height:auto;background:#fafbfc;border-radius:4px}
+svg.spark{display:block;width:100%;max-width:520px;height:auto;background:#fafbfc;
+  border-radius:4px}
 .error{color:#b71c1c;font-size:13px;word-break:break-word}
 @media (max-width:700px){
   body{padding:10px;font-size:14px}

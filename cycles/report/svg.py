@@ -69,8 +69,8 @@ def report_svg(report: Report, *, width: int = 760) -> str:
         parts.append(_score_panel(report.scores, (x0, x1), y, width, 130))
         y += 142
     body = "\n".join(parts)
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" '
+    return (  # as wide as where it is shown (Prefect's UI, a phone), its proportions kept
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" '
         f'viewBox="0 0 {width} {y}" font-family="sans-serif">\n'
         f'<rect width="{width}" height="{y}" fill="white"/>\n{body}\n</svg>\n'
     )
@@ -120,21 +120,33 @@ def _metric_panel(
     mids = [((p.start + p.end) / 2, p) for p in chart.points]
     out.append(_polyline([(f.x(m), f.y(p.value)) for m, p in mids if p.value is not None], BLUE))
     for (m, p), below in zip(mids, label_below(chart.points), strict=True):
-        if p.value is None:
-            continue
         colour = DECISION_COLOURS.get(p.decision or "", BLUE)
         tip = f"{p.period}: {fmt(p.value)}" + (f" · {p.decision}: " if p.decision else "")
         tip += "; ".join(p.reasons) if p.decision else (f" · {p.note}" if p.note else "")
+        if p.value is None:
+            if p.decision:  # no value to judge: a hollow marker on the axis, labelled above it
+                x, base = f.x(m), f.bottom - 1
+                out.append(
+                    f'<path d="M{x - 4:.1f},{base:.1f} L{x + 4:.1f},{base:.1f} L{x:.1f},'
+                    f'{base - 7:.1f} Z" fill="white" stroke={_attr(colour)} stroke-width="1.5">'
+                    f"<title>{_esc(tip)}</title></path>"
+                )
+                out.append(_label(x, base - 10, p.decision, colour))
+            continue
         out.append(
             f'<circle cx="{f.x(m):.1f}" cy="{f.y(p.value):.1f}" r="{4.5 if p.decision else 2.5}" '
             f"fill={_attr(colour)}><title>{_esc(tip)}</title></circle>"
         )
         if p.decision:
-            y = f.y(p.value) + (15 if below else -8)
-            out.append(
-                _text(f.x(m), y, p.decision, size=9, fill=colour, weight="bold", anchor="middle")
-            )
+            out.append(_label(f.x(m), f.y(p.value) + (15 if below else -8), p.decision, colour))
     return "\n".join(out)
+
+
+def _label(x: float, y: float, decision: str, colour: str) -> str:
+    """A decision's label, with a white halo that keeps it legible where it crosses a line."""
+    text = _text(x, y, decision, size=9, fill=colour, weight="bold", anchor="middle")
+    halo = 'stroke="white" stroke-width="3" stroke-linejoin="round" paint-order="stroke"'
+    return text.replace("<text ", f"<text {halo} ", 1)
 
 
 def _score_panel(

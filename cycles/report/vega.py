@@ -24,7 +24,8 @@ from cycles.report.data import (
 from cycles.secrets import redact, redact_deep
 
 WIDTH = 720
-DATES = {"weekly": "%d %b %Y", "monthly": "%b %Y", "quarterly": "Q%q %Y"}  # x-axis labels
+# x-axis labels; weeks as ISO weeks (2026-W31), one tick at each week's Monday
+DATES = {"weekly": "%G-W%V", "monthly": "%b %Y", "quarterly": "Q%q %Y"}
 GLOBALS = "window.vegaEmbed = vegaEmbed; window.vega = vega; window.vegaLite = vegaLite;"
 
 # -- the Vega-Lite spec (pure) --------------------------------------------------------------------
@@ -58,9 +59,28 @@ def vega_spec(report: Report, *, width: int = WIDTH, heading: bool = True) -> di
             },
         },
     }
+    starts = sorted({p.start for c in report.charts for p in c.points})
+    if report.cadence == "weekly" and starts:  # Vega's weeks start on Sundays: name Mondays
+        spec["config"]["axisX"]["values"] = starts
+    _same_x(charts, report)
     if not heading:
         del spec["title"]
     return dict(redact_deep(spec))
+
+
+def _same_x(charts: list[dict[str, Any]], report: Report) -> None:
+    """Every chart's x scale over the same periods, so charts drawn one by one (the HTML page
+    embeds each on its own, as wide as the page) line up as the concatenation does."""
+    ends = [(p.start, p.end) for c in report.charts for p in c.points]
+    ends += [(s.start, s.end) for s in report.scores] + [(p.start, p.end) for p in report.phases]
+    if not ends:
+        return
+    bounds = {"domainMin": min(a for a, _ in ends), "domainMax": max(b for _, b in ends)}
+    for chart in charts:
+        for layer in chart.get("layer", []):
+            x = layer.get("encoding", {}).get("x")
+            if isinstance(x, dict) and isinstance(x.get("scale"), dict):
+                x["scale"] = {**x["scale"], **bounds}  # not `domain`: it warns with x2
 
 
 def _x(field: str = "mid") -> dict[str, Any]:
@@ -93,7 +113,8 @@ def _metric_spec(report: Report, chart: MetricChart, width: int) -> dict[str, An
     for row, below in zip(rows, label_below(chart.points), strict=True):
         row["reasons"] = "; ".join(row["reasons"])
         row["below"] = below
-        row["anchor"] = row["value"] if row["value"] is not None else row["centre"] or row["target"]
+        row["anchor"] = row["value"]
+        row["nodata"] = row["decision"] is not None and row["value"] is None
     tooltip = [
         {"field": "period", "type": "nominal"},
         {"field": "value", "type": "quantitative", "format": ".4g"},
@@ -107,6 +128,8 @@ def _metric_spec(report: Report, chart: MetricChart, width: int) -> dict[str, An
     else:
         tooltip.append({"field": "note", "type": "nominal", "title": "driver"})
     decided = [{"filter": "isValid(datum.decision)"}]
+    height = 220 if chart.role == "result" else 150
+    sides = {r["below"] for r in rows if r["decision"] and r["anchor"] is not None}
     layers: list[dict[str, Any]] = [
         {
             "data": {"values": [p.model_dump() for p in report.phases]},
@@ -171,7 +194,7 @@ def _metric_spec(report: Report, chart: MetricChart, width: int) -> dict[str, An
             },
             *(
                 {
-                    "mark": {"type": "text", "dy": dy, "fontSize": 9, "fontWeight": "bold"},
+                    "mark": _label_mark(dy, halo),
                     "transform": [
                         *decided,
                         {"filter": "isValid(datum.anchor)"},
@@ -181,19 +204,58 @@ def _metric_spec(report: Report, chart: MetricChart, width: int) -> dict[str, An
                         "x": _x(),
                         "y": _y("anchor", title),
                         "text": {"field": "decision"},
-                        "color": {"field": "decision", "type": "nominal", "legend": None},
+                        **({} if halo else {"color": _decision_colour()}),
                     },
                 }
+                # a white halo under each label keeps it legible where it crosses a line
+                for halo in (HALO, PLAIN)
                 for below, dy in ((False, -10), (True, 14))
+                if below in sides  # a layer without data makes Vega warn
             ),
+            *(_no_value_layers(height, tooltip) if any(r["nodata"] for r in rows) else []),
         ]
     return {
         "title": {"text": chart.title, "anchor": "start", "fontSize": 12},
         "width": width,
-        "height": 220 if chart.role == "result" else 150,
+        "height": height,
         "data": {"values": rows},
         "layer": layers,
     }
+
+
+HALO: dict[str, Any] = {"color": "white", "stroke": "white", "strokeWidth": 3,
+                        "strokeJoin": "round"}  # fmt: skip
+PLAIN: dict[str, Any] = {}
+
+
+def _label_mark(dy: int, halo: dict[str, Any]) -> dict[str, Any]:
+    """A decision label's text mark, `dy` px from its point; `halo`: the white one under it."""
+    return {"type": "text", "dy": dy, "fontSize": 9, "fontWeight": "bold", **halo}
+
+
+def _no_value_layers(height: int, tooltip: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A review without a value to judge (no data): a hollow marker on the x axis, labelled
+    above it, instead of a label floating where no point is."""
+    marker: dict[str, Any] = {"type": "point", "shape": "triangle-up", "filled": False, "size": 60}
+    on_axis: dict[str, Any] = {"x": _x(), "y": {"value": height - 5}}
+    nodata = [{"filter": "datum.nodata"}]
+
+    def label(halo: dict[str, Any]) -> dict[str, Any]:
+        encoding: dict[str, Any] = {**on_axis, "text": {"field": "decision"}}
+        if not halo:
+            encoding["color"] = _decision_colour()
+        return {"mark": _label_mark(-14, halo), "transform": nodata, "encoding": encoding}
+
+    point = {
+        "mark": {**marker, "strokeWidth": 1.5, "opacity": 1},
+        "transform": nodata,
+        "encoding": {**on_axis, "color": _decision_colour(), "tooltip": tooltip},
+    }
+    return [point, label(HALO), label(PLAIN)]
+
+
+def _decision_colour() -> dict[str, Any]:
+    return {"field": "decision", "type": "nominal", "legend": None}
 
 
 def _score_spec(report: Report, width: int) -> dict[str, Any]:
@@ -293,12 +355,15 @@ def html_page(report: Report) -> str:
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(report.outcome)} · radar report</title>
 <style>
 body{{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222}}
 h1{{margin:0 0 4px;font-size:22px}} .sub{{color:#555;margin:0 0 16px}}
-table{{border-collapse:collapse;margin-top:8px}}
+#chart{{max-width:1100px}} #chart > div{{width:100%;margin:0 0 18px}}
+table{{border-collapse:collapse;margin-top:8px;display:block;max-width:100%;overflow-x:auto}}
 th,td{{padding:3px 12px;border-bottom:1px solid #ddd;text-align:left}} {colours}
+@media (max-width:700px){{body{{margin:10px}} th,td{{padding:3px 6px}}}}
 </style>
 <script>{_vega_bundle()}</script>
 </head>
@@ -316,12 +381,32 @@ target {html.escape(report.result_metric)} {cmp} {fmt(report.target)} ·
 </tbody>
 </table>
 <script>
+{CHART_BY_CHART}
+window.vegaEmbed = chartByChart(window.vegaEmbed);
 vegaEmbed("#chart", {spec}, {{mode: "vega-lite", renderer: "svg", actions: false}})
   .catch(function (e) {{ document.getElementById("chart").textContent = "chart failed: " + e; }});
 </script>
 </body>
 </html>
 """
+
+
+# vegaEmbed for the page: each chart of the spec's vconcat embedded on its own, as wide as the page
+# ("container"): Vega-Lite fits a single chart to its container, not a concatenation. The x
+# scales line up because each chart carries the same domain (_same_x).
+CHART_BY_CHART = """function chartByChart(embed) {
+  return function (target, spec, options) {
+    var root = document.querySelector(target);
+    var config = Object.assign({}, spec.config, {legend: {orient: "bottom"}});
+    return Promise.all(spec.vconcat.map(function (chart) {
+      var box = document.createElement("div");
+      root.appendChild(box);
+      var one = Object.assign({}, chart, {width: "container", config: config,
+        autosize: {type: "fit-x", contains: "padding"}});
+      return embed(box, one, options);
+    }));
+  };
+}"""
 
 
 # what must not appear raw in JSON inside <script>: `</script` ends it, `<!--` opens a comment

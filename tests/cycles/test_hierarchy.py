@@ -45,7 +45,7 @@ def cycle(
     return CycleRecord(
         outcome=outcome, period=period, cadence=str(more.pop("cadence", "monthly")), target=0.5,
         decision=DecisionKind(decision) if decision else None, result_value=value,
-        **more,  # type: ignore[arg-type]
+        **more,
     )  # fmt: skip
 
 

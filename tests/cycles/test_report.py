@@ -143,7 +143,10 @@ def test_spec_draws_limits_target_phases_and_decision_labels(story: list[CycleRe
     assert set(rules) == {"upper", "lower", "centre", "target"}
     assert rules["upper"]["strokeDash"] and "strokeDash" not in rules["centre"]
     texts = [layer for layer in result["layer"] if layer["mark"]["type"] == "text"]
+    halos = [t for t in texts if t["mark"].get("stroke") == "white"]  # under each label
+    texts = [t for t in texts if t not in halos]
     assert [t["encoding"]["text"]["field"] for t in texts] == ["approach", "decision", "decision"]
+    assert [t["encoding"]["text"]["field"] for t in halos] == ["decision", "decision"]
     rows = {row["period"]: row for row in result["data"]["values"]}
     for record in story:
         assert rows[record.period]["decision"] == record.decision
@@ -265,7 +268,7 @@ def test_html_report_renders_offline_in_chromium(
     dom = chromium.dom(url, flags=chromium.OFFLINE)
     assert dom, "chromium could not render the page"
     start = dom.index('<div id="chart"')
-    svg = dom[start : dom.find("</svg>", start)]  # the chart alone, not the table below it
+    svg = dom[start : dom.rfind("</svg>")]  # the charts (one per metric), not the tables
     assert "<svg" in svg and "chart failed" not in chromium.visible_text(dom)
     # the chart's marks: limit and target rules, the value line, decision points and labels
     for mark in ("mark-rule", "mark-line", "mark-symbol", "mark-text", "mark-rect", "role-axis"):
