@@ -626,7 +626,7 @@ def simulate_command(
     *,
     periods: int = 12,
     before: str | None = None,
-    series: int = 500,
+    series: int = 200,
     json: bool = False,
 ) -> int:
     """What a declaration's policy would do on series shaped like its own data.

@@ -380,8 +380,11 @@ def render(result: Replay, *, under: str) -> list[str]:
                 f"{'':<8}   ran {escape(approach_text(row.recorded_approach))}; would have run "
                 f"{escape(approach_text(row.replayed_approach))}"
             )
-        if row.recorded == row.replayed:
-            continue  # the same decision for another approach: its reasons say the same
+        elsewhere = (row.recorded_next.name if row.recorded_next else None) != (
+            row.replayed_next.name if row.replayed_next else None
+        )
+        if row.recorded == row.replayed and not (row.replayed is DecisionKind.switch and elsewhere):
+            continue  # the same decision, for another approach: its reasons say the same
         for reason in [r for r in row.recorded_reasons if r not in row.reasons]:
             lines.append(f"{'':<8}   [dim]recorded:[/] {escape(reason)}")
         for reason in [r for r in row.reasons if r not in row.recorded_reasons]:
