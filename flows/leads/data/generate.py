@@ -2,10 +2,11 @@
 
 Weekly rows per channel; the monthly lead conversion follows a story: a flat baseline around
 18 %, a one-hour callback that moves nothing (adjust), a 45-minute callback that lifts the rate
-(keep) to a plateau near 22 %, short of the 25 % target; then a competitor's launch takes the
-rate below the old baseline's lower limit (deterioration: switch to live sales demos), and in
-the demos' first month a CRM migration leaves most leads uncontacted (`leads_contacted` at a
-third of its target: a deployment gap, hold).
+(keep) to a plateau near 22 %, short of the 25 % target; then a competitor's launch takes one
+month below the old baseline's lower limit (a special cause named in the reasons; with the
+point rule in `policy.signals`, a deterioration that switches to live sales demos), and in the
+next month a CRM migration leaves most leads uncontacted (`leads_contacted` at a third of its
+target: a deployment gap, hold).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ STORY = {
     "2026-06": 0.218, "2026-07": 0.221, "2026-08": 0.217,
     # a competitor's launch: below the old baseline
     "2026-09": 0.158,
-    # sales-demo's first month: the CRM migration leaves most leads uncontacted
+    # the CRM migration leaves most leads uncontacted
     "2026-10": 0.171,
 }  # fmt: skip
 CONTACTED = 0.92  # share of leads contacted within a day, as a rule
