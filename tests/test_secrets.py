@@ -263,7 +263,7 @@ checks:
 approaches:
   - name: incentive
     params: {{usd: 20}}
-    adjust: {{usd: {{step: 10, max: 40}}}}
+    adjust: {{usd: {{step: 10, max: 60}}}}
     actions:
       - name: ask
         type: webhook

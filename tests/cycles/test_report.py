@@ -39,7 +39,12 @@ SHOT = ROOT / "tests" / "artifacts" / "report.png"
 def story(workdir: Path) -> list[CycleRecord]:
     """The cycles of outcome `refer`, run through the engine and read back from the store."""
     write_monthly_csv(workdir / "data" / "rate.csv", STORY, broken={"2025-11": 1})
-    outcome, store = load_yaml(write_declaration(workdir)), Store()
+    path = write_declaration(workdir)
+    # the nudge can be adjusted, so its first flat month adjusts it instead of switching away
+    path.write_text(path.read_text().replace(
+        "    params: {asks: 2}\n", "    params: {asks: 2}\n    adjust: {asks: {step: 1, max: 6}}\n"
+    ))  # fmt: skip
+    outcome, store = load_yaml(path), Store()
     for period in RUN:
         run_cycle(outcome, period, store=store)
     return store.cycles("refer")
