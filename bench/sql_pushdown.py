@@ -152,8 +152,9 @@ def load_sqlite(engine: Any, name: str, rows: int) -> None:
         for chunk in chunks(rows):
             stamps = [s.replace("T", " ") for s in chunk["ts"].tolist()]
             amounts = [None if a != a else a for a in chunk["amount"].tolist()]
-            columns = [chunk["id"], stamps, chunk["customer_id"], chunk["region"], amounts]
-            values = zip(*(list(c) for c in columns), chunk["status"].tolist(), strict=True)
+            ids, customers = chunk["id"].tolist(), chunk["customer_id"].tolist()  # int, not numpy
+            columns = [ids, stamps, customers, chunk["region"].tolist(), amounts]
+            values = zip(*columns, chunk["status"].tolist(), strict=True)
             cur.executemany(f"INSERT INTO {name} VALUES (?, ?, ?, ?, ?, ?)", values)
             raw.commit()
         cur.execute(f"CREATE INDEX {name}_ts ON {name} (ts)")

@@ -1,12 +1,13 @@
-"""Data checks in SQL: one aggregate query over a period's rows, the native evaluator's results.
+"""Data checks in SQL: the table's translations, as one aggregate query over a period's rows.
 
-Each translated expectation becomes a few aggregates (COUNT, SUM(CASE ...), AVG, MIN, MAX, and for
-uniqueness a scalar subquery over GROUP BY ... HAVING COUNT(*) > 1), all in one SELECT over the
-period's rows. From the row it returns, the `Outcome` the native pandas evaluator (`cycles.checks`)
-would compute is built with its own helpers, so success, counts, observed value and message are
-the same. The rest (other expectations, arguments such as `row_condition`, columns whose type
-pandas would compare or convert differently) runs through the caller's `evaluate` on the period's
-rows, fetched with only the columns those checks name.
+Each expectation of `cycles.checks.table` with an SQL translation asks for a few counts (rows,
+non-null values, values outside bounds or (not) in a set, repeated values) or AVG/MIN/MAX; this
+module builds them, all in one SELECT over the period's rows (repeated values as a scalar
+subquery over GROUP BY ... HAVING COUNT(*) > 1), and hands their values back to the translation,
+which decides as the native evaluator does (`cycles.checks.decide`): success, counts, observed
+value and message are the same. The rest (other expectations, arguments such as `row_condition`,
+columns whose type pandas would compare or convert differently) runs through the caller's
+`evaluate` on the period's rows, fetched with only the columns those checks name.
 
 Equality is exact as in pandas: text is compared byte for byte (MySQL/MariaDB `CAST(x AS BINARY)`,
 PostgreSQL `COLLATE "C"`, SQLite `COLLATE BINARY`), never through a case-insensitive collation;
@@ -16,7 +17,6 @@ PostgreSQL's floating NaN counts as null, as it does in pandas.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -25,15 +25,20 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-# The native evaluator's own helpers, so that both engines build results from the same code.
-from cycles._gx import WHOLE_TABLE, Outcome
-from cycles.checks import (
-    ENGINE_ENV,
-    ExpectationSpec,
-    check_result,
-    metric_between,
+from cycles.checks import ExpectationSpec, Outcome, check_result, gx_forced, required_columns
+from cycles.checks.decide import missing_column
+from cycles.checks.table import (
+    EXPECTATIONS,
+    Aggregate,
+    Counted,
+    InSet,
+    NonNull,
+    NotInSet,
+    Outside,
+    Repeated,
+    Rows,
+    Stat,
     native_args,
-    required_columns,
 )
 from cycles.values import CheckResult
 
@@ -42,24 +47,6 @@ if TYPE_CHECKING:
 
     from connectors.base import Checks
 
-NUMBERS = frozenset({"int", "float", "decimal"})
-_EXACT = NUMBERS | {"text", "date", "datetime", "datetimetz", "bool"}  # SQL `=` is pandas' `==`
-TRANSLATED = frozenset(
-    f"expect_{name}"
-    for name in (
-        "column_to_exist",
-        "column_values_to_not_be_null",
-        "column_values_to_be_null",
-        "column_values_to_be_between",
-        "column_values_to_be_in_set",
-        "column_values_to_not_be_in_set",
-        "column_values_to_be_unique",
-        "table_row_count_to_be_between",
-        "column_mean_to_be_between",
-        "column_min_to_be_between",
-        "column_max_to_be_between",
-    )
-)
 Row = Mapping[str, Any]
 Decided = Callable[[Row], Outcome]  # the outcome, from the row of the checks query
 
@@ -72,7 +59,7 @@ def period_checks(
 ) -> list[CheckResult]:
     """Translated checks in one query (`one_row`); the rest evaluated in Python on `frame(cols)`."""
     specs = checks.expectations
-    force_gx = os.environ.get(ENGINE_ENV, "").strip().lower() == "gx"
+    force_gx = gx_forced()
     decided = {
         i: d for i, s in enumerate(specs) if (d := None if force_gx else pushed.translate(s))
     }
@@ -80,9 +67,7 @@ def period_checks(
     results: dict[int, CheckResult] = {}
     if rest:
         left = [specs[i] for i in rest]
-        whole = any(
-            s.type in WHOLE_TABLE or {"row_condition", "column_index"} & set(s.kwargs) for s in left
-        )
+        whole = any(s.reads_every_column for s in left)
         named = list(pushed.kinds) if whole else required_columns(left)
         rows = frame([c for c in named if c in pushed.kinds])
         results.update(zip(rest, checks.evaluate(rows, left), strict=True))
@@ -95,50 +80,35 @@ def period_checks(
 
 
 class CheckQuery:
-    """The aggregate expressions of the translated checks, over one period's rows."""
+    """The aggregates the translated checks ask for, over one period's rows."""
 
     def __init__(
         self, rows: sa.FromClause, where: list[Any], kinds: Mapping[str, str], dialect: str
     ) -> None:
         self.rows, self.where, self.kinds, self.dialect = rows, where, kinds, dialect
-        self._labels: dict[str, str] = {}  # expression key -> result label
-        self._exprs: list[Any] = [sa.func.count().label(self._label("rows"))]
+        self._labels: dict[str, str] = {}  # aggregate (repr) -> result label
+        self._exprs: list[Any] = []
+        self._add(Rows())
 
     def statement(self) -> sa.Select[Any]:
         return sa.select(*self._exprs).select_from(self.rows).where(*self.where)
 
     def translate(self, spec: ExpectationSpec) -> Outcome | Decided | None:
         """The outcome (decided now, or from the query's row), or None: not translatable."""
-        args: Any = native_args(spec)
-        if args is None or spec.type not in TRANSLATED:
+        entry, args = EXPECTATIONS.get(spec.type), native_args(spec)
+        if entry is None or entry.sql is None or args is None:
             return None
-        if spec.type == "expect_column_to_exist":
-            return _column_exists(list(self.kinds), args)
-        if missing := [c for c in spec.columns if c not in self.kinds]:
-            return Outcome(False, error=f"column {missing[0]!r} not found")
-        rows = self._label("rows")
-        if spec.type == "expect_table_row_count_to_be_between":
-            return lambda row: metric_between(int(row[rows]), args)
-        column, kind = args.column, self.kinds[args.column]
-        if spec.type.endswith("_null"):
-            return self._nulls(column, args, want_null=spec.type.endswith("to_be_null"))
-        if spec.type.endswith("unique"):
-            return self._map(column, args, self._unique(column)) if kind in _EXACT else None
-        if spec.type.endswith("in_set"):
-            return self._in_set(column, kind, args, negate="not_be_in" in spec.type)
-        if kind not in NUMBERS:
-            return None  # pandas compares, converts or rejects other types its own way
-        if spec.type.endswith("values_to_be_between"):
-            return self._between(column, args)
-        stat = spec.type.split("_")[2]  # mean | min | max
-        value = self.value(column)
-        expr = (
-            sa.func.avg(to_float(value, self.dialect))
-            if stat == "mean"
-            else getattr(sa.func, stat)(value)
-        )
-        label = self._add(f"{stat}:{column}", expr)
-        return lambda row: metric_between(plain_number(row[label]), args)
+        if (missing := missing_column(spec, self.kinds)) is not None:
+            return missing
+        translation = entry.sql(args, self.kinds)
+        if not isinstance(translation, Counted):
+            return translation
+        labels = [(need, self._add(need)) for need in translation.needs]
+
+        def decide(row: Row) -> Outcome:
+            return translation.decide(*(_python(need, row[label]) for need, label in labels))
+
+        return decide
 
     # -- expressions ----------------------------------------------------------------------------
 
@@ -161,23 +131,46 @@ class CheckQuery:
             self.dialect, col
         )
 
-    def _label(self, key: str) -> str:
-        return self._labels.setdefault(key, f"c{len(self._labels)}")
-
-    def _add(self, key: str, expr: Any) -> str:
+    def _add(self, need: Aggregate) -> str:
+        """The label of the aggregate in the query's row, added on first use."""
+        key = repr(need)  # 1 and 1.0 in a value set stay apart, each bound with its own type
         if key not in self._labels:
-            self._exprs.append(expr.label(self._label(key)))
+            self._labels[key] = label = f"c{len(self._labels)}"
+            self._exprs.append(self._expression(need).label(label))
         return self._labels[key]
 
-    def _nonnull(self, column: str) -> str:
-        return self._add(f"nonnull:{column}", sa.func.count(self.value(column)))
+    def _expression(self, need: Aggregate) -> Any:
+        match need:
+            case Rows():
+                return sa.func.count()
+            case NonNull(column):
+                return sa.func.count(self.value(column))
+            case Outside(column, lo, hi, strict_min, strict_max):
+                value, inside = self.value(column), []
+                if lo is not None:
+                    bound = sa.literal(lo, sa.Float)
+                    inside.append(value > bound if strict_min else value >= bound)
+                if hi is not None:
+                    bound = sa.literal(hi, sa.Float)
+                    inside.append(value < bound if strict_max else value <= bound)
+                return self._count(column, sa.not_(sa.and_(*inside)))
+            case InSet(column, values) | NotInSet(column, values):
+                member = self.key(column).in_([sa.literal(v, _literal_type(v)) for v in values])
+                return self._count(column, member if isinstance(need, InSet) else sa.not_(member))
+            case Repeated(column):
+                return self._repeated(column)
+            case Stat(column, "mean"):
+                return sa.func.avg(to_float(self.value(column), self.dialect))
+            case Stat(column, name):
+                return getattr(sa.func, name)(self.value(column))
+        raise TypeError(f"no SQL for {need!r}")
 
-    def _count(self, key: str, column: str, condition: Any) -> str:
+    def _count(self, column: str, condition: Any) -> Any:
         """How many non-null values of `column` meet `condition` (0 over no rows)."""
         hit = sa.case((sa.and_(self.value(column).is_not(None), condition), 1), else_=0)
-        return self._add(key, sa.func.coalesce(sa.func.sum(hit), 0))
+        return sa.func.coalesce(sa.func.sum(hit), 0)
 
-    def _unique(self, column: str) -> str:
+    def _repeated(self, column: str) -> Any:
         key = self.key(column)
         repeated = (
             sa.select(sa.func.count().label("n"))
@@ -188,65 +181,12 @@ class CheckQuery:
             .subquery("repeated")
         )
         total = sa.select(sa.func.coalesce(sa.func.sum(repeated.c.n), 0)).correlate(None)
-        return self._add(f"unique:{column}", total.scalar_subquery())
+        return total.scalar_subquery()
 
-    # -- outcomes, as cycles.checks computes them -----------------------------------------------
 
-    def _nulls(self, column: str, args: Any, *, want_null: bool) -> Decided:
-        rows, nonnull = self._label("rows"), self._nonnull(column)
-
-        def decide(row: Row) -> Outcome:
-            total, present = int(row[rows]), int(row[nonnull])
-            unexpected = present if want_null else total - present
-            return Outcome(
-                total == 0 or (total - unexpected) / total >= args.mostly, total, unexpected
-            )
-
-        return decide
-
-    def _map(self, column: str, args: Any, unexpected: str | None) -> Decided:
-        """A column map expectation: nulls are skipped, vacuous success without non-nulls."""
-        rows, nonnull = self._label("rows"), self._nonnull(column)
-
-        def decide(row: Row) -> Outcome:
-            total, considered = int(row[rows]), int(row[nonnull])
-            bad = 0 if unexpected is None else int(row[unexpected])
-            success = considered == 0 or (considered - bad) / considered >= args.mostly
-            return Outcome(success, total, bad, missing_count=total - considered)
-
-        return decide
-
-    def _between(self, column: str, args: Any) -> Outcome | Decided:
-        lo, hi, value = args.min_value, args.max_value, self.value(column)
-        if lo is not None and hi is not None and lo > hi:
-            return Outcome(
-                False, error="could not evaluate: min_value cannot be greater than max_value"
-            )
-        inside = []
-        if lo is not None:
-            bound = sa.literal(lo, sa.Float)
-            inside.append(value > bound if args.strict_min else value >= bound)
-        if hi is not None:
-            bound = sa.literal(hi, sa.Float)
-            inside.append(value < bound if args.strict_max else value <= bound)
-        key = f"between:{column}:{lo}:{hi}:{args.strict_min}:{args.strict_max}"
-        return self._map(column, args, self._count(key, column, sa.not_(sa.and_(*inside))))
-
-    def _in_set(self, column: str, kind: str, args: Any, *, negate: bool) -> Decided | None:
-        values = [v for v in args.value_set if v is not None]  # never equal to a non-null value
-        if kind == "text":
-            comparable = all(isinstance(v, str) for v in values)
-        else:  # Decimal == float differs between Python and SQL: decimals are left to pandas
-            comparable = kind in ("int", "float") and all(_finite_number(v) for v in values)
-        if not comparable:
-            return None  # pandas' isin across types differs from SQL's coercions
-        if not values:  # nothing is in an empty set
-            return self._map(column, args, None if negate else self._nonnull(column))
-        member = self.key(column).in_([sa.literal(v, _literal_type(v)) for v in values])
-        key = f"{'not_in' if negate else 'in'}:{column}:{values!r}"
-        return self._map(
-            column, args, self._count(key, column, member if negate else sa.not_(member))
-        )
+def _python(need: Aggregate, value: Any) -> Any:
+    """An aggregate's value as pandas would hold it: counts as int, AVG/MIN/MAX as numbers."""
+    return plain_number(value) if isinstance(need, Stat) else int(value)
 
 
 def to_float(expr: Any, dialect: str) -> Any:
@@ -315,17 +255,3 @@ def _literal_type(value: Any) -> Any:
         if isinstance(value, float)
         else sa.BigInteger
     )
-
-
-def _finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _column_exists(columns: list[str], args: Any) -> Outcome:
-    """As the native evaluator, over the source's columns in their order (GX's view of a table)."""
-    if args.column_index:  # as in GX, column_index 0 means "anywhere"
-        try:
-            return Outcome(bool(columns[args.column_index] == args.column))
-        except IndexError:
-            return Outcome(False)
-    return Outcome(args.column in columns)

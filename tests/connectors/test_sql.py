@@ -25,8 +25,7 @@ from pydantic import ValidationError
 from connectors.base import Checks, SchemaError, Window, aggregate, label_periods
 from connectors.registry import clear_cache, connector_class
 from connectors.sql import SqlConnector
-from connectors.sql_checks import TRANSLATED
-from cycles.checks import ExpectationSpec, evaluate
+from cycles.checks import TRANSLATED, ExpectationSpec, evaluate
 from cycles.declaration.model import MetricSpec
 from cycles.errors import ConnectorError
 from cycles.periods import Cadence, Period

@@ -1,8 +1,8 @@
-"""What radar knows of Great Expectations: light mirrors of its argument models, and GX itself.
+"""The GX engine: Great Expectations itself, for what the table does not cover, and the oracle.
 
 `import great_expectations` costs seconds and hundreds of MB, so nothing here imports it at module
-level: the argument models below validate the natively run expectations without GX, and the first
-call that needs GX imports it quietly and caches one ephemeral context.
+level: the first call that needs GX imports it quietly and caches one ephemeral context. It also
+judges the arguments the table's models reject (`argument_problem`) and names unknown expectations.
 """
 
 from __future__ import annotations
@@ -11,132 +11,22 @@ import contextlib
 import copy
 import difflib
 import logging
-import math
 import re
 import threading
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date
-from decimal import Decimal
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from cycles.checks.decide import Outcome
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from cycles.checks import ExpectationSpec
+    from cycles.checks.spec import ExpectationSpec
 
 Loc = tuple[str | int, ...]
-
-#: Expectations about the table's column names: they need every column, not only named ones.
-WHOLE_TABLE = frozenset(
-    {
-        "expect_table_columns_to_match_set",
-        "expect_table_columns_to_match_ordered_list",
-        "expect_table_column_count_to_be_between",
-        "expect_table_column_count_to_equal",
-    }
-)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one expectation produced, whichever engine ran it: GX's result fields, as JSON."""
-
-    success: bool
-    element_count: int | None = None
-    unexpected_count: int | None = None
-    missing_count: int | None = None
-    observed_value: Any = None
-    error: str | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "observed_value", jsonable(self.observed_value))
-
-
-def jsonable(value: Any) -> Any:
-    """A JSON-serialisable Python value: numpy scalars unwrapped, NaN/NA as None, dates as ISO."""
-    if value is None or type(value).__name__ in {"NAType", "NaTType"}:
-        return None
-    for kind in (bool, int, str):  # numpy.bool_ and numpy.int64 are not: see .item() below
-        if isinstance(value, kind):
-            return kind(value)
-    if isinstance(value, float):  # numpy.float64 is a float subclass
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, date):  # datetime and pandas Timestamp too
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "item"):  # a numpy scalar
-        return jsonable(value.item())
-    return float(value) if isinstance(value, Decimal) else str(value)
-
-
-# --- GX's argument names with strict types: a value GX would coerce is left for GX to judge ---
-
-
-class Args(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class _Bounds(Args):
-    min_value: float | None = None  # GX coerces ints to float too
-    max_value: float | None = None
-    strict_min: bool = False
-    strict_max: bool = False
-
-
-class _Column(Args):
-    column: str = Field(min_length=1)
-
-
-class MapArgs(_Column):
-    mostly: float = Field(default=1.0, ge=0.0, le=1.0)
-
-
-class BetweenArgs(MapArgs, _Bounds):
-    @model_validator(mode="after")
-    def _a_bound(self) -> BetweenArgs:
-        if self.min_value is None and self.max_value is None:
-            raise ValueError("min_value and max_value cannot both be None")
-        return self
-
-
-class SetArgs(MapArgs):
-    value_set: list[Any]
-
-
-class RegexArgs(MapArgs):
-    regex: str = "(?s).*"
-
-
-class AggregateArgs(_Column, _Bounds):
-    pass
-
-
-class RowCountArgs(_Bounds):
-    min_value: int | None = None  # GX: an int here
-    max_value: int | None = None
-
-    @model_validator(mode="after")
-    def _ordered(self) -> RowCountArgs:
-        lo, hi = self.min_value, self.max_value
-        if lo is not None and hi is not None and lo > hi:
-            raise ValueError(f"min_value ({lo}) must be less than or equal to max_value ({hi})")
-        return self
-
-
-class ExistArgs(_Column):
-    column_index: int | None = None
-
-
-# --- GX itself, imported on first use ---
 
 _LOCK = threading.RLock()  # one GX context for the process; Prefect may run tasks in threads
 _INDEX_KEY = "radar_index"  # set in each expectation's meta to map results back to specs
@@ -152,7 +42,7 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _gx() -> ModuleType:
+def _import_gx() -> ModuleType:
     with _quiet():
         import great_expectations
 
@@ -161,7 +51,7 @@ def _gx() -> ModuleType:
 
 def expectation_class(name: str) -> Any | None:
     """GX's class for a snake_case expectation name, or None if GX has no such expectation."""
-    _gx()
+    _import_gx()
     from great_expectations.expectations.registry import get_expectation_impl
 
     try:
@@ -172,7 +62,7 @@ def expectation_class(name: str) -> Any | None:
 
 def expectation_names() -> list[str]:
     """Every expectation name GX knows."""
-    _gx()
+    _import_gx()
     from great_expectations.expectations.registry import list_registered_expectation_implementations
 
     names = list_registered_expectation_implementations()
@@ -229,10 +119,8 @@ def _errors(exc: Exception) -> list[tuple[Loc, str, str]]:
 
 def narrow(frame: pd.DataFrame, specs: Sequence[ExpectationSpec]) -> pd.DataFrame:
     """The frame with only the columns the specs need: GX is slow on wide frames."""
-    for spec in specs:
-        whole = spec.type in WHOLE_TABLE or spec.kwargs.get("row_condition") is not None
-        if whole or spec.kwargs.get("column_index") is not None:
-            return frame
+    if any(spec.reads_every_column for spec in specs):
+        return frame
     wanted: list[str] = []
     for spec in specs:
         wanted.extend(c for c in spec.columns if c in frame.columns and c not in wanted)
@@ -281,7 +169,7 @@ def _build(spec: ExpectationSpec, index: int) -> Any:
 def _batch(data: pd.DataFrame) -> Any:
     global _batch_definition
     if _batch_definition is None:
-        gx = _gx()
+        gx = _import_gx()
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         context = gx.get_context(mode="ephemeral")
@@ -294,7 +182,9 @@ def _batch(data: pd.DataFrame) -> Any:
 
 
 def _validate(data: pd.DataFrame, expectations: list[Any]) -> dict[int, Outcome]:
-    suite = _gx().ExpectationSuite(name=f"radar-{uuid.uuid4().hex}", expectations=expectations)
+    suite = _import_gx().ExpectationSuite(
+        name=f"radar-{uuid.uuid4().hex}", expectations=expectations
+    )
     results = _batch(data).validate(suite, result_format="BASIC").results
     return {r.expectation_config.meta[_INDEX_KEY]: _outcome(r) for r in results}
 
