@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from cyclopts import App, Parameter
+from cyclopts import App, Group, Parameter
 
 from cycles.errors import DeclarationError, RadarError, UsageError
 
@@ -25,6 +25,7 @@ app = App(
     version_flags=["--version"],
 )
 
+# this invocation's options for every command, set by the meta app (`_every_command`)
 _FLAGS = {"debug": False, "verbose": False}
 
 
@@ -57,22 +58,17 @@ def prefect_env(verbose: bool) -> None:
 
 
 def prefect_api_configured() -> bool:
-    """Whether a Prefect API (a real server) is configured: in the environment, the active
-    profile, or, when Prefect is imported already, its in-process settings (a test or a process
-    embedding radar); Prefect is not imported for this."""
-    return bool(os.environ.get("PREFECT_API_URL") or _profile_api_url() or _in_process_api_url())
+    """Whether a Prefect API (a real server) is configured: where Prefect 3 reads its settings
+    (the environment, `.env`, `prefect.toml`, `pyproject.toml`, the active profile; see
+    cycles.prefect_settings) or, when Prefect is imported already, its in-process settings (a
+    test or a process embedding radar); Prefect is not imported for this."""
+    return bool(prefect_api_url())
 
 
-def _profile_api_url() -> str | None:
-    import tomllib
+def prefect_api_url() -> str | None:
+    from cycles.prefect_settings import api_url
 
-    home = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")).expanduser()
-    try:
-        profiles = tomllib.loads((home / "profiles.toml").read_text())
-    except (OSError, ValueError):
-        return None
-    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
-    return profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL")
+    return api_url() or _in_process_api_url()
 
 
 def _in_process_api_url() -> str | None:
@@ -927,9 +923,7 @@ def _require_prefect_api(*, reachable: bool = False) -> None:
     if reachable:
         import httpx
 
-        url = (
-            os.environ.get("PREFECT_API_URL") or _profile_api_url() or _in_process_api_url() or ""
-        ).rstrip("/")
+        url = (prefect_api_url() or "").rstrip("/")
         try:
             httpx.get(f"{url}/health", timeout=5)  # any answer will do: the server is there
         except httpx.TransportError as exc:
@@ -942,6 +936,28 @@ def _require_prefect_api(*, reachable: bool = False) -> None:
 # -- entry point --------------------------------------------------------------------------------
 
 
+EVERY = Group("Every command", sort_key=99)  # shown after a command's own parameters
+
+
+@app.meta.default
+def _every_command(
+    *tokens: Annotated[str, Parameter(show=False, allow_leading_hyphen=True)],
+    debug: Annotated[bool, Parameter(negative="", show_default=False, group=EVERY)] = False,
+    verbose: Annotated[bool, Parameter(negative="", show_default=False, group=EVERY)] = False,
+) -> Any:
+    """Options of every command, before or after it; the command runs with them.
+
+    Parameters
+    ----------
+    debug
+        On failure, print the traceback (secrets redacted) before the one-line error.
+    verbose
+        Show Prefect's log lines and its temporary server's messages.
+    """
+    _FLAGS.update(debug=debug, verbose=verbose)
+    return app(tokens)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; bad input exits 2 and other failures exit 1, each with one line."""
     from cyclopts import CycloptsError
@@ -949,13 +965,12 @@ def main(argv: list[str] | None = None) -> int:
     from cycles import console
 
     console.NEW_HISTORY.clear()  # a new history is told about by the command that made it
+    _FLAGS.update(debug=False, verbose=False)  # until the meta app has read this command line
     tokens = list(sys.argv[1:] if argv is None else argv)
-    for flag in ("debug", "verbose"):
-        if f"--{flag}" in tokens:
-            tokens.remove(f"--{flag}")
-            _FLAGS[flag] = True
     try:
-        result = app(tokens, result_action="return_value", exit_on_error=False, print_error=False)
+        result = app.meta(
+            tokens, result_action="return_value", exit_on_error=False, print_error=False
+        )
     except CycloptsError as exc:
         return _fail(UsageError(_one_line(str(exc))), exc)
     except RadarError as exc:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tomllib
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -24,27 +22,27 @@ from conftest import ROOT, months
 PLUGIN = ROOT / "tests" / "plugins" / "radar-echo"
 
 
-def install_plugin(site: Path) -> Path:
-    """Lay the plugin out as an installed distribution: its module and a .dist-info."""
-    project = tomllib.loads((PLUGIN / "pyproject.toml").read_text())["project"]
-    site.mkdir(parents=True, exist_ok=True)
-    shutil.copy(PLUGIN / "radar_echo.py", site)
-    info = site / f"radar_echo-{project['version']}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n"
-    )
-    lines = []
-    for group, entries in project["entry-points"].items():
-        lines.append(f"[{group}]")
-        lines += [f"{name} = {target}" for name, target in entries.items()]
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    return site
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The plugin installed for real, as a user would (pip builds its wheel with its own build
+    backend and installs it, entry points and all), into a directory of its own rather than
+    this venv: --no-build-isolation uses the hatchling of the `test` extra, --no-index and
+    --no-deps keep the network out (its dependency, radar-cycles, is the project under test)."""
+    target = tmp_path_factory.mktemp("site")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--no-deps", "--no-index", "--no-build-isolation", "--no-cache-dir",
+         "--target", str(target), str(PLUGIN)],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    [info] = target.glob("radar_echo-*.dist-info")
+    assert "echo = radar_echo:EchoConnector" in (info / "entry_points.txt").read_text()
+    return target
 
 
 @pytest.fixture
-def plugin(tmp_path: Path) -> Iterator[Path]:
-    site = install_plugin(tmp_path / "site")
+def plugin(site: Path) -> Iterator[Path]:
     sys.path.insert(0, str(site))
     registry.clear_cache()
     yield site
@@ -92,8 +90,7 @@ def test_plugin_types_are_listed_and_used(plugin: Path, workdir: Path) -> None:
     ]
 
 
-def test_plugin_through_the_command_line(tmp_path: Path) -> None:
-    site = install_plugin(tmp_path / "site")
+def test_plugin_through_the_command_line(site: Path, tmp_path: Path) -> None:
     (tmp_path / "echoed.yaml").write_text(DECLARATION)
     env = {**os.environ, "PYTHONPATH": str(site)}
     env.pop("RADAR_DATABASE_URL", None)

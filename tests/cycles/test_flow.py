@@ -191,33 +191,53 @@ def test_sign_off_without_prefect_waits(decl: Path) -> None:
     assert stored.extra["proposal"]["next_approach"]["params"] == {"usd": 30}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("early", "deployed", "waits"),
-    [(0.3, True, True), (0.0, True, False), (-5.0, True, False), (600, True, False),
-     (0.3, False, False)],
+    [(3.0, True, True), (0.0, True, False), (-5.0, True, False), (600, True, False),
+     (3.0, False, False)],
 )  # fmt: skip
 def test_a_run_started_early_waits_for_its_scheduled_time(
-    monkeypatch: pytest.MonkeyPatch, early: float, deployed: bool, waits: bool
+    prefect_server: None, early: float, deployed: bool, waits: bool
 ) -> None:
     """A worker starts scheduled runs up to 10 s early: a deployment's run waits (never for
-    long); an in-process run (no deployment) never does."""
-    from types import SimpleNamespace
+    long); an in-process run (no deployment) never does. Each case is a real flow run on the
+    harness's server, expected `early` seconds from now; it goes Pending with a start time of
+    now, which Prefect's server honours (a worker's prefetch, the server's whole-second
+    rounding or another clock start runs before their expected time too), and runs here."""
+    from prefect import flow, get_client
+    from prefect.client.schemas.objects import StateDetails
+    from prefect.flow_engine import run_flow
+    from prefect.states import Pending, Scheduled
 
-    from prefect.context import FlowRunContext
+    @flow(name="early-start")
+    def early_start() -> tuple[float, datetime]:
+        clock = time.perf_counter()
+        wait_for_scheduled_start()
+        return time.perf_counter() - clock, datetime.now(UTC)
 
     scheduled = datetime.now(UTC) + timedelta(seconds=early)
-    run = SimpleNamespace(
-        deployment_id=uuid4() if deployed else None, expected_start_time=scheduled
-    )
-    monkeypatch.setattr(
-        FlowRunContext, "get", classmethod(lambda cls: SimpleNamespace(flow_run=run))
-    )
-    clock = time.perf_counter()
-    wait_for_scheduled_start()
+    with get_client(sync_client=True) as client:
+        state = Scheduled(scheduled_time=scheduled)
+        if deployed:
+            deployment = client.create_deployment(
+                flow_id=client.create_flow(early_start), name=f"early-{uuid4().hex[:8]}"
+            )
+            run = client.create_flow_run_from_deployment(deployment, state=state)
+        else:
+            run = client.create_flow_run(early_start, state=state)
+        client.set_flow_run_state(
+            run.id, Pending(state_details=StateDetails(scheduled_time=datetime.now(UTC)))
+        )
+        run = client.read_flow_run(run.id)
+    assert (run.deployment_id is not None) == deployed
+    assert run.expected_start_time is not None
+    assert abs((run.expected_start_time - scheduled).total_seconds()) < 0.01
+    waited, done = run_flow(early_start, flow_run=run)
     if waits:
-        assert datetime.now(UTC) >= scheduled
+        assert done >= scheduled and waited > 0.2  # started early, then waited for its time
     else:
-        assert time.perf_counter() - clock < 0.2
+        assert waited < 0.2
 
 
 @pytest.mark.slow
