@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from cycles.errors import ConnectorError
 from cycles.periods import Period
@@ -39,6 +39,9 @@ class ConnectorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: str
+    # queries of this source in flight at once under Prefect, across every run and worker: a
+    # global concurrency limit `radar-connector-<name>` (cycles/limits.py); None: no limit
+    concurrency: int | None = Field(default=None, ge=1)
 
 
 class MetricQuery(BaseModel):

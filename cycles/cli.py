@@ -783,6 +783,9 @@ def deploy(
     *,
     pool: str = "radar",
     write_prefect_yaml: Path | None = None,
+    shards: int | None = None,
+    concurrency: int = 4,
+    job_variables: str | None = None,
 ) -> int:
     """Create or update the Prefect deployments of declared outcomes (schedule and triggers).
 
@@ -791,16 +794,44 @@ def deploy(
     declarations
         Declaration files or outcome names; default: every declaration under ./flows.
     pool
-        The process work pool the deployments run on (created when missing).
+        The work pool the deployments run on (a process pool is created when missing).
     write_prefect_yaml
         Write the deployments to this prefect.yaml instead of calling Prefect's API.
+    shards
+        Tick the outcomes from N deployments per schedule, `radar-tick/<cadence>-<k>of<N>`, each
+        ticking its share of them in one process; their own deployments keep no schedule.
+        0 deletes the tick deployments (each outcome's own schedule ticks it again).
+    concurrency
+        With --shards: outcomes a tick runs at once (1 to 8).
+    job_variables
+        JSON object added to every deployment's job variables (`image` for a Docker or
+        Kubernetes pool; `env` is merged).
     """
+    import json as _json
+
     from cycles import console
     from cycles.declaration import find, load
     from cycles.declaration.loader import declaration_files, env_names
-    from cycles.deploy import deploy as deploy_outcome
-    from cycles.deploy import ensure_pool, prefect_yaml
+    from cycles.deploy import (
+        deploy_many,
+        deploy_ticks,
+        ensure_connector_limits,
+        ensure_pool,
+        prefect_yaml,
+    )
     from cycles.schedule import cron_of
+    from cycles.shards import group_of
+
+    if shards is not None and shards < 0:
+        raise UsageError("--shards: a number of shards, 0 or more")
+    if not 1 <= concurrency <= 8:
+        raise UsageError("--concurrency: from 1 to 8 outcomes at once")
+    try:
+        extra = _json.loads(job_variables) if job_variables else None
+    except ValueError as exc:
+        raise UsageError(f"--job-variables: not JSON ({exc})") from None
+    if extra is not None and not isinstance(extra, dict):
+        raise UsageError("--job-variables: a JSON object, e.g. '{\"image\": \"radar:1\"}'")
 
     # secrets belong where the worker runs: a `${NAME}` that is not set here stays as written
     if declarations:
@@ -811,15 +842,18 @@ def deploy(
         raise UsageError("no declarations given and none found under ./flows")
     out = console.console()
     if write_prefect_yaml is not None:
-        text = prefect_yaml(outcomes, pool=pool, workdir=write_prefect_yaml.resolve().parent)
+        where = write_prefect_yaml.resolve().parent
+        text = prefect_yaml(outcomes, pool=pool, workdir=where, shards=shards,
+                            concurrency=concurrency, job_variables=extra)  # fmt: skip
         write_prefect_yaml.write_text(text, encoding="utf-8")
         out.print(console.escape(f"wrote {len(outcomes)} deployment(s) to {write_prefect_yaml}"))
         return 0
     _require_prefect_api(reachable=True)
     if ensure_pool(pool):
         out.print(f"created work pool {pool!r} (process)")
+    deploy_many(outcomes, pool=pool, workdir=Path.cwd(), scheduled=not shards,
+                job_variables=extra)  # fmt: skip
     for outcome in outcomes:
-        deploy_outcome(outcome, pool=pool, workdir=Path.cwd())
         review = outcome.review
         when = (
             f"; review {console.duration(review.delay)} after {review.after_event}"
@@ -830,12 +864,21 @@ def deploy(
         )
         names = env_names(outcome)
         needs = f"; the worker needs {', '.join(names)}" if names else ""
+        ticked = f"cron {cron_of(outcome)!r}"
+        if shards and outcome.schedule.active:
+            ticked = f"ticked by radar-tick/{group_of(outcome).label}-*of{shards}"
         out.print(
             console.escape(
-                f"deployed {outcome.outcome}/{outcome.outcome} from {outcome.source}: cron "
-                f"{cron_of(outcome)!r} ({outcome.timezone}){when}{needs}"
+                f"deployed {outcome.outcome}/{outcome.outcome} from {outcome.source}: "
+                f"{ticked} ({outcome.timezone}){when}{needs}"
             )
         )
+    lines = ensure_connector_limits(outcomes)
+    if shards is not None:
+        lines += deploy_ticks(outcomes, shards=shards, pool=pool, workdir=Path.cwd(),
+                              concurrency=concurrency, job_variables=extra)  # fmt: skip
+    for line in lines:
+        out.print(console.escape(line))
     out.print(f"start a worker: prefect worker start --pool {pool}")
     return 0
 

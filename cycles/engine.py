@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import (
-    AbstractContextManager,
-    contextmanager,
-    nullcontext,
-    redirect_stderr,
-    redirect_stdout,
-)
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -40,6 +36,7 @@ if TYPE_CHECKING:
     from cycles.store import Store
 
 AskSignOff = Callable[["Cycle", Decision], SignOff | None]
+Limit = Callable[[str], AbstractContextManager[Any]]  # a connector's name -> held per query
 
 OPENING = (Stage.result, Stage.approach, Stage.deployment)
 CLOSING = (Stage.assessment, Stage.review)
@@ -74,6 +71,7 @@ class Cycle:
         today: date | None = None,
         repeat_review: bool = True,
         reason: str = "",
+        limit: Limit | None = None,
     ) -> None:
         self.outcome = outcome
         self.period = period
@@ -92,6 +90,7 @@ class Cycle:
         self._measured: dict[str, Measurement] = {}
         self.signed: SignOff | None = None  # the answer to a sign-off this run asked for
         self.review_reason = reason  # why the review runs now (a deadline), first of its reasons
+        self.limit = limit  # held around each query of a connector (a source's concurrency)
 
     def reload(self) -> None:
         """Read this cycle and the ones before it from the history (under the run lock)."""
@@ -251,7 +250,8 @@ class Cycle:
             spec = self.outcome.metrics[metric]
             checks = Checks(metric, self.outcome.checks.get(metric, []))
             try:
-                measured = self.connector(spec.connector).measure(spec, self.window, checks)
+                with self.limit(spec.connector) if self.limit else nullcontext():
+                    measured = self.connector(spec.connector).measure(spec, self.window, checks)
             except SchemaError as exc:
                 raise locate_schema_error(self.outcome, metric, exc) from None
             except DataError as exc:
@@ -376,16 +376,61 @@ ACTION_LOG = logging.getLogger("radar.actions")
 @contextmanager
 def captured_output(key: str) -> Iterator[None]:
     """What an action prints goes to the `radar.actions` log (a Prefect run's log), never into
-    radar's own output, where it would corrupt `--json`."""
+    radar's own output, where it would corrupt `--json`. Per thread: a shard's tick runs
+    several outcomes' actions at once in one process."""
     out, err = io.StringIO(), io.StringIO()
     try:
-        with redirect_stdout(out), redirect_stderr(err):
+        with _per_thread(out, err):
             yield
     finally:
         for stream, level in ((out, logging.INFO), (err, logging.WARNING)):
             for line in stream.getvalue().splitlines():
                 if line.strip():
                     ACTION_LOG.log(level, "%s: %s", key, line)
+
+
+class _ThreadStream(io.TextIOBase):
+    """sys.stdout or sys.stderr while actions run: a thread capturing writes to its buffer,
+    every other thread to the stream that was there."""
+
+    def __init__(self, index: int, stream: Any) -> None:
+        self.index, self.stream = index, stream
+
+    def _target(self) -> Any:
+        buffers = getattr(_CAPTURE, "buffers", None)
+        return buffers[self.index] if buffers else self.stream
+
+    def write(self, text: str) -> int:
+        return int(self._target().write(text) or 0)
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def writable(self) -> bool:
+        return True
+
+
+_CAPTURE = threading.local()
+_CAPTURE_LOCK = threading.Lock()
+_CAPTURING: list[Any] = [0, None]  # threads capturing; the streams they replaced
+
+
+@contextmanager
+def _per_thread(out: io.StringIO, err: io.StringIO) -> Iterator[None]:
+    with _CAPTURE_LOCK:
+        if _CAPTURING[0] == 0:
+            _CAPTURING[1] = (sys.stdout, sys.stderr)
+            sys.stdout, sys.stderr = _ThreadStream(0, sys.stdout), _ThreadStream(1, sys.stderr)
+        _CAPTURING[0] += 1
+    _CAPTURE.buffers = (out, err)
+    try:
+        yield
+    finally:
+        _CAPTURE.buffers = None
+        with _CAPTURE_LOCK:
+            _CAPTURING[0] -= 1
+            if _CAPTURING[0] == 0:
+                sys.stdout, sys.stderr = _CAPTURING[1]
 
 
 def _assessment(cycle: Cycle) -> None:
@@ -548,6 +593,7 @@ def run_cycle(
     repeat_review: bool = True,
     reason: str = "",
     lock_wait: float = 0,
+    limit: Limit | None = None,
 ) -> CycleRecord:
     """Advance `outcome`'s cycle for `period` through every stage that is due.
 
@@ -556,12 +602,14 @@ def run_cycle(
     returns the answer (None: no answer yet, the cycle waits). `repeat_review=False` leaves a
     reviewed period as it is (a deployment's review run); `reason` leads the review's reasons.
     `lock_wait` is how long to wait for another run of the same period to end (0: fail at once).
+    `limit(connector)` is held around each query of that connector (the Prefect layer passes
+    one that takes a slot of the connector's concurrency limit).
     A period after the current one is refused unless this is a dry run.
     """
     if not isinstance(period, Period):
         period = parse_period(outcome, period, today)
     cycle = Cycle(outcome, period, store=store, review=review, dry_run=dry_run, today=today,
-                  repeat_review=repeat_review, reason=reason)  # fmt: skip
+                  repeat_review=repeat_review, reason=reason, limit=limit)  # fmt: skip
     if not cycle.dry_run:
         refuse_future(outcome, period, cycle.today)
     try:

@@ -6,8 +6,9 @@ Everything here wraps `cycles.engine`; the stages themselves know nothing of Pre
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -92,19 +93,22 @@ def build_flow(outcome: Outcome) -> Flow[..., str]:
         start (review what is due, open the period). Otherwise that period's cycle; a review
         without a period is for the period holding `event_time` (the event that asked for it),
         else the scheduled start. `deadline`: no event came in time, review anyway."""
+        from cycles.sending import sending
+
         wait_for_scheduled_start()
-        if period is None and not review:
-            record = tick(outcome, review_flow, dry_run=dry_run)
-        else:
-            record = advance(
-                outcome,
-                which_period(outcome, {"period": period, "review": review,
-                                       "event_time": event_time}),
-                review=review,
-                dry_run=dry_run,
-                campaign=campaign,
-                deadline=deadline,
-            )  # fmt: skip
+        with sending():  # the run ends once its artifacts are sent
+            if period is None and not review:
+                record = tick(outcome, review_flow, dry_run=dry_run)
+            else:
+                record = advance(
+                    outcome,
+                    which_period(outcome, {"period": period, "review": review,
+                                           "event_time": event_time}),
+                    review=review,
+                    dry_run=dry_run,
+                    campaign=campaign,
+                    deadline=deadline,
+                )  # fmt: skip
         # JSON text: Prefect walks a returned dict or model looking for futures, which
         # costs more than the whole review
         return record.model_dump_json()
@@ -124,10 +128,52 @@ def build_review_flow(outcome: Outcome) -> Flow[..., str]:
         log_prints=False,
     )
     def review_flow(period: str, deadline: bool = False) -> str:
-        record = advance(outcome, period, review=True, deadline=deadline, in_tick=True)
+        with untagged_tasks():
+            record = advance(outcome, period, review=True, deadline=deadline, in_tick=True)
         return record.model_dump_json()
 
     return review_flow
+
+
+def build_turn_flow(outcome: Outcome) -> Flow[..., str]:
+    """One outcome's tick as a subflow of a shard's tick run (`cycles.tick_flow`): the turn for
+    an explicit `slot` (the shard run's scheduled start, on radar's clock), in a flow run named
+    `<outcome>/<period>` for the period it opens, its due reviews as subflows of it, as the
+    outcome's own deployment run does it (`tick`)."""
+    review_flow = build_review_flow(outcome)
+
+    def turn(period: str, slot: datetime, dry_run: bool = False) -> str:
+        from cycles.turn import slot_period
+
+        opens = str(slot_period(outcome, slot))
+        if opens != period:  # the run's name would say another period
+            raise ValueError(f"{outcome.outcome}: the slot {slot} opens {opens}, not {period}")
+        with untagged_tasks():
+            record = tick(outcome, review_flow, dry_run=dry_run, slot=slot, deployed=True)
+        return record.model_dump_json()
+
+    # Prefect keys the task run that tracks a subflow in its parent by the function's name and
+    # a counter: a name per outcome keeps each outcome's key the same whatever order a shard's
+    # threads call them in, so a retried shard run finds each outcome's own earlier run
+    turn.__qualname__ = turn.__name__ = f"turn_{outcome.outcome}"
+    return flow(
+        turn,
+        name=outcome.outcome,
+        flow_run_name=outcome.outcome + "/{period}",
+        description=outcome.title,
+        persist_result=False,
+        log_prints=False,
+    )
+
+
+@contextmanager
+def untagged_tasks() -> Iterator[None]:
+    """Stage tasks without the run's tags: Prefect asks the server for tag concurrency slots
+    for every task run with a tag (two requests each), and no tag limit applies to stages."""
+    from prefect.context import TagsContext
+
+    with TagsContext(current_tags=set()):
+        yield
 
 
 def advance(
@@ -139,18 +185,22 @@ def advance(
     campaign: str | None = None,
     deadline: bool = False,
     in_tick: bool = False,
+    deployed: bool | None = None,
 ) -> CycleRecord:
     """One period's due stages as tasks of the current flow run; publish and log the result.
 
-    A deployment's run (a schedule, an event, a deadline, the UI) waits for another run of the
-    same period and never re-reviews a reviewed period: a repeated or late trigger changes
-    nothing. Runs started in-process (`radar run --prefect`) behave as `radar run`.
+    A deployment's run (a schedule, an event, a deadline, the UI, a shard's tick) waits for
+    another run of the same period and never re-reviews a reviewed period: a repeated or late
+    trigger changes nothing. Runs started in-process (`radar run --prefect`) behave as `radar
+    run`. `deployed` None: whether this flow run belongs to a deployment.
     """
     from cycles.flow_signoff import ask_sign_off, defer_sign_off
+    from cycles.limits import connector_limit
     from cycles.turn import deadline_reason
 
     tasks = stage_tasks()
-    deployed = in_tick or from_deployment()
+    if deployed is None:
+        deployed = in_tick or from_deployment()
     the_period = parse_period(outcome, period)
     record = run_cycle(
         outcome,
@@ -164,6 +214,7 @@ def advance(
         repeat_review=not deployed,
         reason=deadline_reason(outcome, the_period) if deadline else "",
         lock_wait=LOCK_WAIT if deployed else 0,
+        limit=connector_limit(outcome),
     )
     log_cycle(record)
     if not dry_run and record.stages:
@@ -213,15 +264,24 @@ def emit_reviewed(record: CycleRecord) -> None:
     )
 
 
-def tick(outcome: Outcome, review_flow: Flow[..., str], *, dry_run: bool = False) -> CycleRecord:
-    """One PDCA turn for the slot of this run: due reviews (subflows), then open the period."""
+def tick(
+    outcome: Outcome,
+    review_flow: Flow[..., str],
+    *,
+    dry_run: bool = False,
+    slot: datetime | None = None,
+    deployed: bool | None = None,
+) -> CycleRecord:
+    """One PDCA turn for `slot` (default: this run's scheduled start): due reviews (subflows),
+    then open the period."""
     from prefect.logging import get_run_logger
     from prefect.runtime import flow_run
 
     from cycles import clock
     from cycles.turn import plan
 
-    slot = clock.from_prefect(flow_run.scheduled_start_time)
+    if slot is None:
+        slot = clock.from_prefect(flow_run.scheduled_start_time)
     turn = plan(outcome, history().cycles(outcome.outcome, light=True), slot, clock.now())
     logger = get_run_logger()
     for due in turn.closing:
@@ -237,7 +297,7 @@ def tick(outcome: Outcome, review_flow: Flow[..., str], *, dry_run: bool = False
             + (f" (the deadline; {outcome.review.after_event} reviews it before)"
                if waiting.deadline and outcome.review else "")
         )  # fmt: skip
-    return advance(outcome, str(turn.opening), dry_run=dry_run)
+    return advance(outcome, str(turn.opening), dry_run=dry_run, deployed=deployed)
 
 
 def mark_pending(outcome: Outcome, review: Any) -> None:
@@ -254,18 +314,18 @@ def schedule_review(outcome: Outcome, review: Any) -> Any:
     """A run of this deployment when the review of `review.period` becomes due (its delay is
     over, or its deadline came); one per period and time, however often a tick asks."""
     from prefect.deployments import run_deployment
-    from prefect.runtime import deployment
 
     from cycles import clock
 
-    if deployment.id is None:
+    deployment_id = outcome_deployment(outcome)
+    if deployment_id is None:
         return None
     kind = "deadline" if review.deadline else "delay"
     parameters: dict[str, Any] = {"period": str(review.period), "review": True}
     if review.deadline:
         parameters["deadline"] = True
     return run_deployment(
-        name=str(deployment.id),
+        name=deployment_id,
         parameters=parameters,
         scheduled_time=clock.to_prefect(review.due_at),
         idempotency_key=f"radar/{outcome.outcome}/{review.period}/review-{kind}",
@@ -273,6 +333,24 @@ def schedule_review(outcome: Outcome, review: Any) -> Any:
         as_subflow=False,
         tags=[f"radar:review-{kind}"],
     )
+
+
+# A shard's tick sets, per outcome, the outcome's own deployment (a turn subflow belongs to none)
+OUTCOME_DEPLOYMENTS: ContextVar[Callable[[str], str | None] | None] = ContextVar(
+    "radar_outcome_deployments", default=None
+)
+
+
+def outcome_deployment(outcome: Outcome | str) -> str | None:
+    """The id of the deployment that runs `outcome`'s review and sign-off runs: this run's own
+    deployment, or in a shard's tick the outcome's deployment `<outcome>/<outcome>` (None when
+    there is none)."""
+    from prefect.runtime import deployment
+
+    lookup = OUTCOME_DEPLOYMENTS.get()
+    if lookup is not None:
+        return lookup(outcome if isinstance(outcome, str) else outcome.outcome)
+    return None if deployment.id is None else str(deployment.id)
 
 
 def log_cycle(record: CycleRecord) -> None:
@@ -351,29 +429,70 @@ def which_period(outcome: Outcome, params: dict[str, Any]) -> str:
 
 def publish(record: CycleRecord) -> None:
     """The review as markdown, the recent periods as a table and the XmR chart as an image,
-    keyed per outcome."""
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+    keyed per outcome, attached to this flow run: handed to the run's artifact sender
+    (`cycles.sending`) when one is open, else sent now. A run that only opened its period
+    publishes the review alone: the table and the chart change when a period is assessed."""
+    from prefect import get_client
 
+    from cycles import sending
+
+    requests = artifact_requests(record)
+    sender = sending.current()
+    if sender is not None:
+        for request in requests:
+            sender.send(request)
+        return
+    with get_client(sync_client=True) as client:
+        for request in requests:
+            client.create_artifact(artifact=request)
+
+
+def artifact_requests(record: CycleRecord) -> list[Any]:
+    """The cycle's artifacts as Prefect API requests for the current flow run."""
+    import json
+
+    from prefect.artifacts import TableArtifact
+    from prefect.client.schemas.actions import ArtifactCreate
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    run_id = context.flow_run.id if context and context.flow_run else None
     state = record.decision.value if record.decision else record.status
-    create_markdown_artifact(
-        key=artifact_key(record.outcome, "review"),
-        markdown=redact(review_markdown(record)),
-        description=f"{record.outcome}/{record.period}: {state}",
-    )
+    requests = [
+        ArtifactCreate(
+            key=artifact_key(record.outcome, "review"),
+            type="markdown",
+            data=redact(review_markdown(record)),
+            description=f"{record.outcome}/{record.period}: {state}",
+            flow_run_id=run_id,
+        )
+    ]
+    if not {Stage.assessment, Stage.review} & set(record.stages):
+        return requests
     table = recent_table(record)
     if table:
-        create_table_artifact(
-            key=artifact_key(record.outcome, "recent"),
-            table=table,
-            description=f"{record.outcome}: {record.result_metric} by period, XmR limits, target",
+        requests.append(
+            ArtifactCreate(
+                key=artifact_key(record.outcome, "recent"),
+                type="table",
+                data=json.dumps(TableArtifact._sanitize(table)),  # NaN as null, as Prefect does
+                description=f"{record.outcome}: {record.result_metric} by period, XmR limits, "
+                "target",
+                flow_run_id=run_id,
+            )
         )
     chart = chart_markdown(record)
     if chart:
-        create_markdown_artifact(
-            key=artifact_key(record.outcome, "chart"),
-            markdown=chart,
-            description=f"{record.outcome}: XmR chart up to {record.period}",
+        requests.append(
+            ArtifactCreate(
+                key=artifact_key(record.outcome, "chart"),
+                type="markdown",
+                data=chart,
+                description=f"{record.outcome}: XmR chart up to {record.period}",
+                flow_run_id=run_id,
+            )
         )
+    return requests
 
 
 def chart_markdown(record: CycleRecord) -> str | None:
@@ -423,6 +542,16 @@ def flow_of(outcome: Outcome) -> Flow[..., str]:
     if id(outcome) not in _FLOWS:
         _FLOWS[id(outcome)] = (outcome, build_flow(outcome))  # holds the outcome: ids stay unique
     return _FLOWS[id(outcome)][1]
+
+
+_TURN_FLOWS: dict[int, tuple[Outcome, Flow[..., str]]] = {}
+
+
+def turn_flow_of(outcome: Outcome) -> Flow[..., str]:
+    """The outcome's turn subflow for a shard's tick (`build_turn_flow`), built once."""
+    if id(outcome) not in _TURN_FLOWS:
+        _TURN_FLOWS[id(outcome)] = (outcome, build_turn_flow(outcome))
+    return _TURN_FLOWS[id(outcome)][1]
 
 
 @contextmanager

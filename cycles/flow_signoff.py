@@ -75,9 +75,12 @@ def defer_sign_off(cycle: Cycle, proposal: Decision) -> SignOff | None:
     gets a deployment run of its own, now, which asks (and suspends while it waits)."""
     from prefect.deployments import run_deployment
 
-    if deployment.id is not None:
+    from cycles.flow import outcome_deployment
+
+    deployment_id = outcome_deployment(cycle.outcome)  # a shard's tick: the outcome's own
+    if deployment_id is not None:
         run_deployment(
-            name=str(deployment.id),
+            name=deployment_id,
             parameters={"period": cycle.record.period, "review": True},
             idempotency_key=f"radar/{cycle.outcome.outcome}/{cycle.record.period}/sign-off",
             timeout=0,

@@ -200,8 +200,18 @@ class PrefectServer:
     # -- starting and stopping -------------------------------------------------------------
     @classmethod
     @contextlib.contextmanager
-    def start(cls, directory: Path, *, timeout: float = 120.0) -> Iterator[PrefectServer]:
-        """Start a server in `directory` (its PREFECT_HOME and log); stop it and all else at exit."""
+    def start(
+        cls,
+        directory: Path,
+        *,
+        timeout: float = 120.0,
+        database_url: str | None = None,
+        server_env: Mapping[str, str] | None = None,
+    ) -> Iterator[PrefectServer]:
+        """Start a server in `directory` (its PREFECT_HOME and log); stop it and all else at exit.
+
+        `database_url`: the server's database (`postgresql+asyncpg://...`; default SQLite in its
+        PREFECT_HOME); `server_env`: more settings for the server process only."""
         directory.mkdir(parents=True, exist_ok=True)
         home = directory / "prefect-home"
         home.mkdir(exist_ok=True)
@@ -209,7 +219,9 @@ class PrefectServer:
         port = free_port()
         log = directory / "server.log"
         server = cls(port=port, home=home, log=log, proc=None, owner=owner)  # type: ignore[arg-type]
-        env = server.env()
+        env = server.env(**(server_env or {}))
+        if database_url:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
         with log.open("wb") as out:
             server.proc = subprocess.Popen(
                 [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
