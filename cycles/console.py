@@ -38,7 +38,8 @@ def console(stderr: bool = False) -> Any:
     width = None if stream.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
     # lines are not cut at the width
     out = Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
-    out.on_broken_pipe = _reader_gone  # rich exits 1; radar's main exits 0 (`radar ... | head`)
+    # rich exits 1 when the reader goes away; radar's main exits 0 (`radar ... | head`)
+    out.on_broken_pipe = _reader_gone  # type: ignore[method-assign]
     return out
 
 
