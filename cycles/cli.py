@@ -831,7 +831,7 @@ def deploy(
     except ValueError as exc:
         raise UsageError(f"--job-variables: not JSON ({exc})") from None
     if extra is not None and not isinstance(extra, dict):
-        raise UsageError("--job-variables: a JSON object, e.g. '{\"image\": \"radar:1\"}'")
+        raise UsageError('--job-variables: a JSON object, e.g. \'{"image": "radar:1"}\'')
 
     # secrets belong where the worker runs: a `${NAME}` that is not set here stays as written
     if declarations:

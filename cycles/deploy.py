@@ -295,7 +295,8 @@ def apply_specs(
             await asyncio.gather(*(apply(s, r) for s, r in zip(specs, runners, strict=True)))
         )
 
-    return [str(i) for i in run_coro_as_sync(apply_all()) or []]
+    applied: list[Any] = run_coro_as_sync(apply_all()) or []
+    return [str(i) for i in applied]
 
 
 def stale_ticks(keep: set[str]) -> list[str]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -155,11 +157,28 @@ _PARENT_KEY = re.compile(r"^parent:[ \t]*(.*?)[ \t]*(?:#.*)?$", re.MULTILINE)
 _IDENTIFIER = re.compile(r"""^(['"]?)([a-z0-9_-]+)\1$""")
 
 
+_FIXED: ContextVar[dict[str, str | None] | None] = ContextVar("radar_parents", default=None)
+
+
+@contextmanager
+def declarations_fixed() -> Iterator[None]:
+    """Read the declared parents once for the duration: a shard's tick reviews hundreds of
+    outcomes, and each review would read every declaration file again (O(n²) for a tick)."""
+    token = _FIXED.set(declared_parents())
+    try:
+        yield
+    finally:
+        _FIXED.reset(token)
+
+
 def declared_parents() -> dict[str, str | None]:
     """Each declared outcome's name → its parent, where `radar run NAME` looks names up (the
     first declaration of a name wins). YAML is read as text, as `find` reads names; a file is
     only loaded when its `parent:` is not a plain name, and a Python declaration only when its
-    text mentions a parent."""
+    text mentions a parent. Inside `declarations_fixed()`, the map read when it began."""
+    fixed = _FIXED.get()
+    if fixed is not None:
+        return dict(fixed)
     from cycles.declaration.loader import (
         YAML_SUFFIXES,
         _candidates,

@@ -90,7 +90,7 @@ def ensure_tick_recovery(heartbeat: int) -> list[str]:
     names = []
     for wanted in automations(heartbeat):
         try:
-            found = Automation.read(name=wanted.name)
+            found: Any = Automation.read(name=wanted.name)  # sync here (Prefect's dispatch)
         except ValueError:
             wanted.create()
         else:

@@ -347,8 +347,10 @@ def review(
                 [*history, record],
                 outcome.result.metric,
                 proportion=outcome.result_metric.is_proportion,
-                judged=lambda c: not deployment_gaps(
-                    c.actions, from_extra(c.extra.get("drivers")), outcome.policy.deployment_gap
+                judged=lambda c: (
+                    not deployment_gaps(
+                        c.actions, from_extra(c.extra.get("drivers")), outcome.policy.deployment_gap
+                    )
                 ),
             ),
         )

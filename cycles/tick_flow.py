@@ -69,7 +69,7 @@ def radar_tick(
     from prefect.logging import get_run_logger
     from prefect.runtime import flow_run
 
-    from cycles import clock
+    from cycles import clock, hierarchy
     from cycles.flow import OUTCOME_DEPLOYMENTS
     from cycles.sending import sending
 
@@ -89,8 +89,8 @@ def radar_tick(
     )
     lookup = DeploymentLookup()
     token = OUTCOME_DEPLOYMENTS.set(lookup)
-    try:
-        with sending():
+    try:  # the declarations' parents are read once per tick, not at each review
+        with sending(), hierarchy.declarations_fixed():
             failed.update(run_turns(due, slot, concurrency=concurrency, dry_run=dry_run))
     finally:
         OUTCOME_DEPLOYMENTS.reset(token)
@@ -190,7 +190,7 @@ def turn_once(outcome: Outcome, period: str, slot: datetime, dry_run: bool) -> s
         # the shard's run sends heartbeats for all its turns; a subflow's own heartbeat thread
         # would cost up to a second at each subflow's exit
         with without_heartbeats(), tags(*labels):
-            state = turn_flow_of(outcome)(
+            state: Any = turn_flow_of(outcome)(
                 period=period, slot=slot, dry_run=dry_run, return_state=True
             )
     except Exception as exc:  # the subflow could not even be created (the API, a bug)

@@ -256,8 +256,9 @@ class _Session:
         self.wait_for("Page.loadEventFired")
         self.drain(settle)
         text, scroll = (
-            self.call("Runtime.evaluate", {"expression": js, "returnByValue": True})["result"]
-            .get("value", "")
+            self.call("Runtime.evaluate", {"expression": js, "returnByValue": True})["result"].get(
+                "value", ""
+            )
             for js in ("document.body.innerText", "document.documentElement.scrollWidth")
         )
         if shot is not None:

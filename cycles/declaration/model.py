@@ -371,9 +371,13 @@ def _unstorable(data: Any, loc: Loc = ()) -> tuple[Loc, str] | None:
         if any("\ud800" <= c <= "\udfff" for c in data):
             return loc, "a lone surrogate (\\ud800-\\udfff) is not text"
         return None
-    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(
-        data, list | tuple
-    ) else ()
+    items = (
+        data.items()
+        if isinstance(data, dict)
+        else enumerate(data)
+        if isinstance(data, list | tuple)
+        else ()
+    )
     for key, value in items:
         found = _unstorable(key, loc) if isinstance(key, str) else None
         found = found or _unstorable(value, (*loc, key))
