@@ -282,6 +282,22 @@ def url_path(url: str | httpx.URL) -> str:
         return "<invalid URL>"
 
 
+MISSING = object()  # what `dig` finds where a path leads nowhere
+
+
+def dig(body: Any, path: str) -> Any:
+    """The value at dotted key path `path` of a JSON body (digits index lists), or MISSING."""
+    node = body
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdecimal() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return MISSING
+    return node
+
+
 def describe(exc: httpx.HTTPError) -> str:
     """`ReadTimeout (timed out)`: the error class and its message, on one line."""
     text = " ".join(str(exc).split())

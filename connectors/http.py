@@ -52,8 +52,6 @@ if TYPE_CHECKING:
     from connectors.base import Checks, Measurement
     from cycles.declaration.model import MetricSpec
 
-_MISSING = object()
-
 
 class HttpConfig(ConnectorConfig):
     type: Literal["http"] = "http"
@@ -222,14 +220,16 @@ class HttpConnector(Connector):
         self, body: Any, response: httpx.Response, query: HttpQuery, where: str
     ) -> httpx.URL | None:
         """The next page: the body's `next` (relative to base_url) or the Link header's."""
+        from connectors._http import MISSING, dig
+
         if query.next and isinstance(body, dict):
-            value = _dig(body, query.next)
+            value = dig(body, query.next)
             if isinstance(value, str) and value.strip():
                 value = value.strip()
                 if value.startswith("?"):  # a new query string for the same path
                     return response.request.url.copy_with(query=value[1:].encode())
                 return self.client.base_url.join(value)
-            if value is not _MISSING and value is not None and value != "":
+            if value is not MISSING and value is not None and value != "":
                 raise ConnectorError(
                     _scrub(
                         f"connector {self.name!r}: {query.next!r} in the response body of "
@@ -241,9 +241,11 @@ class HttpConnector(Connector):
         return response.request.url.join(link) if link else None
 
     def _records(self, body: Any, query: HttpQuery, where: str) -> list[dict[str, Any]]:
+        from connectors._http import MISSING, dig
+
         name = self.name
-        found = body if query.records is None else _dig(body, query.records)
-        if found is _MISSING:
+        found = body if query.records is None else dig(body, query.records)
+        if found is MISSING:
             raise ConnectorError(
                 _scrub(
                     f"connector {name!r}: no key {query.records!r} in the response body of {where}"
@@ -276,19 +278,6 @@ def _fill(value: Any, start: str, end: str) -> Any:
     if isinstance(value, list):
         return [_fill(v, start, end) for v in value]
     return value
-
-
-def _dig(body: Any, path: str) -> Any:
-    """The value at dotted key path `path` (digits index lists), or _MISSING."""
-    node = body
-    for part in path.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return _MISSING
-    return node
 
 
 def _json(response: httpx.Response, where: str) -> Any:

@@ -335,11 +335,9 @@ class SqlConnector(Connector):
         return None if late is None else secrets.redact(f"connector {self.name!r}: {late}")
 
     def _say(self, what: str, exc: BaseException) -> str:
-        orig = getattr(exc, "orig", None) or exc
-        args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
-        text = args[1] if len(args) == 2 and isinstance(args[1], str) else str(orig)  # pymysql
-        lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-        message = f"connector {self.name!r}: {what}: {lines[0] if lines else type(orig).__name__}"
+        lines = db.driver_lines(exc, code=False)
+        first = lines[0] if lines else type(db.driver_exception(exc)).__name__
+        message = f"connector {self.name!r}: {what}: {first}"
         password = str(self.url.password or "")
         if len(password) >= 4:
             message = message.replace(password, secrets.MASK)

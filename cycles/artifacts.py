@@ -10,8 +10,9 @@ import math
 import re
 from typing import Any
 
-from cycles.console import approach_text, fmt
+from cycles.console import approach_text
 from cycles.effects import from_extra
+from cycles.numbers import fmt, target_sign
 from cycles.record import CycleRecord
 from cycles.secrets import redact
 
@@ -64,7 +65,7 @@ def artifact_key(outcome: str, kind: str) -> str:
 
 def review_markdown(record: CycleRecord) -> str:
     """The review as markdown; user text through `md_text`/`md_code`, numbers through `fmt`."""
-    cmp = "≥" if record.direction == "increase" else "≤"
+    cmp = target_sign(record.direction)
     lines = [
         f"# {md_text(record.outcome)} · {md_text(record.period)}",
         f"_{md_text(record.title)}_" if record.title else "",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
 from collections.abc import Iterable
@@ -11,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cycles.numbers import finite_data, fmt, target_sign
 from cycles.secrets import redact, redact_data
 
 if TYPE_CHECKING:  # an error line needs no pydantic
@@ -54,18 +54,8 @@ def print_json(data: Any) -> None:
     """
     # secrets are redacted in the data, not in the text: the output stays the same valid JSON
     # and no period, number or name is rewritten (cycles.secrets.redact_data)
-    text = json.dumps(redact_data(_finite(data)), indent=2, default=str, allow_nan=False)
+    text = json.dumps(redact_data(finite_data(data)), indent=2, default=str, allow_nan=False)
     sys.stdout.write(text + "\n")
-
-
-def _finite(data: Any) -> Any:
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {key: _finite(value) for key, value in data.items()}
-    if isinstance(data, list | tuple):
-        return [_finite(value) for value in data]
-    return data
 
 
 def error_line(message: str) -> None:
@@ -126,10 +116,6 @@ def tell_new_history() -> None:
         NEW_HISTORY.clear()
 
 
-def fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.4g}"
-
-
 def duration(span: timedelta) -> str:
     """14 days, 6 h, 90 s: a duration as people write it."""
     seconds = int(span.total_seconds())
@@ -180,7 +166,7 @@ def short_reasons(record: CycleRecord, limit: int = 2) -> str:
 
 def cycle_line(record: CycleRecord) -> str:
     """One line per cycle: period, value vs target, decision, reasons, next approach."""
-    cmp = "≥" if record.direction == "increase" else "≤"
+    cmp = target_sign(record.direction)
     if record.decision is None:  # opened, not reviewed: what runs this period
         return (
             f"[bold]{record.period}[/]  opened   [dim]{record.status:<8}[/] approach "
@@ -234,7 +220,7 @@ def print_summary(record: CycleRecord) -> None:
     stages = ", ".join(s.value for s in record.stages) or "none (nothing was due)"
     out.print(f"  stages run: {stages}")
     table = Table(show_header=False, box=None, pad_edge=False)
-    cmp = "≥" if record.direction == "increase" else "≤"
+    cmp = target_sign(record.direction)
     table.add_row(
         "result",
         f"{record.result_metric} = {fmt(record.result_value)} "

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from cycles.declaration.model import Outcome
+from cycles.numbers import better, fmt, is_increase, met
 from cycles.periods import Period
 from cycles.stats import point_signal, xmr_limits
 from cycles.values import PeriodValue, SignalKind, Value
@@ -83,7 +84,7 @@ def evaluate(
                 deployment=spec.deployment,
                 value=value,
                 share_of_target=None if value is None or spec.target == 0 else value / spec.target,
-                met=None if value is None else _met(value, spec.target, direction),
+                met=None if value is None else met(value, spec.target, direction),
                 moved=moved,
                 moved_vs=moved_vs,
                 limits=None
@@ -94,16 +95,11 @@ def evaluate(
     return states
 
 
-def _met(value: float, target: float, direction: str) -> bool:
-    return value >= target if direction == "increase" else value <= target
-
-
 def _step(value: float, previous: float | None, direction: str) -> Moved:
     assert previous is not None
     if abs(value - previous) <= FLAT_SHARE * abs(previous):
         return "flat"
-    better = value > previous if direction == "increase" else value < previous
-    return "improved" if better else "worsened"
+    return "improved" if better(value, previous, direction) else "worsened"
 
 
 def is_gap(driver: DriverState, threshold: float) -> bool:
@@ -113,7 +109,7 @@ def is_gap(driver: DriverState, threshold: float) -> bool:
         return False
     if driver.target <= 0:
         return True
-    if driver.direction == "increase":
+    if is_increase(driver.direction):
         return driver.value < threshold * driver.target
     return driver.value > driver.target / threshold
 
@@ -136,9 +132,9 @@ def movement_reasons(drivers: Sequence[DriverState]) -> list[str]:
         if d.value is None:
             unknown.append(f"`{d.metric}`")
             continue
-        evidence = f"{_fmt(d.value)}, {percent(d.share_of_target)} of target {_fmt(d.target)}"
+        evidence = f"{fmt(d.value)}, {percent(d.share_of_target)} of target {fmt(d.target)}"
         if d.moved_vs == "baseline limits" and d.limits is not None:
-            span = f"its baseline limits [{_fmt(d.limits.lower)}, {_fmt(d.limits.upper)}]"
+            span = f"its baseline limits [{fmt(d.limits.lower)}, {fmt(d.limits.upper)}]"
             beyond, within = f"beyond {span}", f"within {span}"
         else:
             beyond = f"more than {FLAT_SHARE:.0%} off the previous period"
@@ -157,10 +153,6 @@ def movement_reasons(drivers: Sequence[DriverState]) -> list[str]:
     if unknown:
         reasons.append("drivers without a value: " + ", ".join(unknown))
     return reasons
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.4g}"
 
 
 def from_extra(data: object) -> list[DriverState]:

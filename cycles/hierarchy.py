@@ -20,15 +20,11 @@ from typing import Any
 
 from cycles.declaration.model import Outcome
 from cycles.errors import DeclarationError
+from cycles.numbers import Direction, fmt, met, target_sign
 from cycles.periods import Period
 from cycles.record import CycleRecord
 
 VOID = "void"
-
-
-def fmt(x: float | None) -> str:
-    """A number as radar prints it (`cycles.console.fmt`, without importing rich)."""
-    return "-" if x is None else f"{x:.4g}"
 
 
 # -- the tree (pure) ------------------------------------------------------------------------------
@@ -141,14 +137,16 @@ def children_reasons(entries: Iterable[Mapping[str, Any]], period: str) -> list[
 def standing_text(entry: Mapping[str, Any]) -> str:
     """ "0.91 ≥ 0.9" when the target is met, "0.42 vs ≥ 0.5" when not; "no value" without one."""
     value, target = entry.get("value"), entry.get("target")
-    increase = entry.get("direction", "increase") != "decrease"
-    cmp = "≥" if increase else "≤"
+    decrease = entry.get("direction") == Direction.decrease  # an older entry without one: increase
+    direction = Direction.decrease if decrease else Direction.increase
+    cmp = target_sign(direction)
     if not isinstance(value, int | float):
         return f"no value vs {cmp} {fmt(target)}"
     if not isinstance(target, int | float):
         return fmt(value)
-    met = value >= target if increase else value <= target
-    return f"{fmt(value)} {cmp} {fmt(target)}" if met else f"{fmt(value)} vs {cmp} {fmt(target)}"
+    if met(value, target, direction):
+        return f"{fmt(value)} {cmp} {fmt(target)}"
+    return f"{fmt(value)} vs {cmp} {fmt(target)}"
 
 
 # -- reading the declarations ---------------------------------------------------------------------

@@ -28,15 +28,9 @@ from cycles import choice as evidence_choice
 from cycles.choice import Choice, PhaseEffect
 from cycles.declaration.model import ApproachSpec
 from cycles.drivers import DriverState, gap_text, movement_reasons, percent
+from cycles.numbers import better_sign, fmt, is_increase, met, target_sign
 from cycles.signals import Evidence, single_point
 from cycles.values import ApproachRef, DecisionKind, Limits, SignalKind, Value
-
-
-def fmt(x: float | None) -> str:
-    """A number as people read it in a reason: 0.214, 20, 1.5e+06."""
-    if x is None:
-        return "none"
-    return f"{x:.4g}"
 
 
 class PolicyInput(Value):
@@ -76,12 +70,6 @@ class Decision(Value):
     summary: str = ""  # the reasons in a few words, for one-line displays
 
 
-def met(value: float | None, target: float, direction: str) -> bool:
-    if value is None:
-        return False
-    return value >= target if direction == "increase" else value <= target
-
-
 def decide(inp: PolicyInput) -> Decision:
     """Apply the default policy to one reviewed period; the reasons say which drivers moved."""
     decision = _rules(inp)
@@ -94,8 +82,8 @@ def decide(inp: PolicyInput) -> Decision:
 
 def _rules(inp: PolicyInput) -> Decision:
     same = inp.approach
-    cmp = "≥" if inp.direction == "increase" else "≤"
-    miss = "<" if inp.direction == "increase" else ">"
+    cmp = target_sign(inp.direction)
+    miss = "<" if is_increase(inp.direction) else ">"
 
     # 1. hold on bad or missing data
     if inp.failed_checks or inp.value is None:
@@ -279,7 +267,7 @@ def _by_evidence(inp: PolicyInput) -> tuple[DecisionKind, ApproachRef, list[str]
     """A Thompson draw among every approach from its posterior effect; one that returns comes
     back with the parameters of its best phase, the current one stays as it is."""
     current = inp.approach.name
-    better = 1 if inp.direction == "increase" else -1
+    better = better_sign(inp.direction)
     posts = evidence_choice.posteriors([a.name for a in inp.approaches], inp.phases)
     ranked = [posts[a.name] for a in inp.approaches]
     best = evidence_choice.probability_best(ranked, better)

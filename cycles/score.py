@@ -16,7 +16,7 @@ from typing import Any
 
 from cycles.declaration.model import Outcome
 from cycles.drivers import DriverState, from_extra, is_gap, percent
-from cycles.policy import fmt, met
+from cycles.numbers import better, fmt, is_increase, met
 from cycles.record import CycleRecord
 from cycles.stages import deployment_gaps
 from cycles.stats import point_signal
@@ -94,7 +94,7 @@ class _Facts:
         return met(value, self.record.target, self.direction)
 
     def better(self, a: float, b: float) -> bool:
-        return a > b if self.direction == "increase" else a < b
+        return better(a, b, self.direction)
 
 
 # -- Results ----------------------------------------------------------------------------------
@@ -227,7 +227,7 @@ def _attainment(d: DriverState) -> float:
     """How much of its target a driver reached, 1 = met, whichever its direction."""
     if d.value is None or d.target <= 0:
         return 0.0
-    if d.direction == "increase":
+    if is_increase(d.direction):
         return d.value / d.target
     return d.target / d.value if d.value > 0 else 1.0
 

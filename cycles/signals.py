@@ -54,6 +54,7 @@ from enum import StrEnum
 from pydantic import Field, field_validator
 
 from cycles.baseline import PLAIN, Fit, Spec, fit
+from cycles.numbers import Direction, better_sign, fmt, is_increase
 from cycles.stats import MIN_BASELINE, point_signal, t_isf, t_sf, xmr_limits
 from cycles.values import Limits, SignalKind, Value
 
@@ -181,7 +182,7 @@ def detect(
     if value is None:
         return Evidence(limits=limits, reasons=[f"no signal: no value for {periods[-1]}", *notes])
     phase = [(p, i, v) for p, i, v in points[baseline_end:] if v is not None]
-    chart = _Chart(limits, line, base, phase, 1 if direction == "increase" else -1)
+    chart = _Chart(limits, line, base, phase, better_sign(direction))
     value = chart.adjusted[-1]  # the value less the line's change since the period under review
     found = _point(value, periods[-1], limits, direction) if Rule.point in rules.rules else []
     found += [f for rule in rules.rules if rule is not Rule.point for f in chart.check(rule, rules)]
@@ -214,10 +215,10 @@ def _weigh(
             else f"the point beyond the limit decides: {kind.value} (other rules disagree)"
         )
     if not found:
-        span = f"[{_fmt(limits.lower)}, {_fmt(limits.upper)}]"
-        inside = point_signal(value, limits, "increase") is SignalKind.none
+        span = f"[{fmt(limits.lower)}, {fmt(limits.upper)}]"
+        inside = point_signal(value, limits, Direction.increase) is SignalKind.none
         reasons.append(
-            f"no signal ({', '.join(rules.names) or 'no rules'}): {_fmt(value)} "
+            f"no signal ({', '.join(rules.names) or 'no rules'}): {fmt(value)} "
             f"{'within' if inside else 'beyond'} the natural process limits {span}"
         )
     return Evidence(kind=kind, findings=found, reasons=[*reasons, *notes], limits=limits)
@@ -226,10 +227,10 @@ def _weigh(
 def _special_cause(value: float, limits: Limits, line: Fit, rules: RuleSet) -> str | None:
     """The period beyond a natural process limit, named as a special cause to look into
     (DESIGN.md: whether or not the point rule is in the set)."""
-    if point_signal(value, limits, "increase") is SignalKind.none:
+    if point_signal(value, limits, Direction.increase) is SignalKind.none:
         return None
     side = "above the upper" if value > limits.upper else "below the lower"
-    span = f"[{_fmt(limits.lower)}, {_fmt(limits.upper)}]"
+    span = f"[{fmt(limits.lower)}, {fmt(limits.upper)}]"
     what = "" if line.plain else f" around the {line.describe()}"
     alone = (
         ""
@@ -237,8 +238,7 @@ def _special_cause(value: float, limits: Limits, line: Fit, rules: RuleSet) -> s
         else " (a signal only with the point rule in policy.signals)"
     )
     return (
-        f"special cause to look into: {_fmt(value)} {side} natural process limit {span}"
-        f"{what}{alone}"
+        f"special cause to look into: {fmt(value)} {side} natural process limit {span}{what}{alone}"
     )
 
 
@@ -253,8 +253,8 @@ def _point(value: float, period: str, limits: Limits, direction: str) -> list[Fi
     if kind is SignalKind.none:
         return []
     side = "above the upper" if value > limits.upper else "below the lower"
-    span = f"[{_fmt(limits.lower)}, {_fmt(limits.upper)}]"
-    reason = f"{kind.value} signal: {_fmt(value)} {side} limit {span}"
+    span = f"[{fmt(limits.lower)}, {fmt(limits.upper)}]"
+    reason = f"{kind.value} signal: {fmt(value)} {side} limit {span}"
     return [Finding(rule=Rule.point, kind=kind, reason=reason, periods=[period])]
 
 
@@ -262,7 +262,7 @@ def _point(value: float, period: str, limits: Limits, direction: str) -> list[Fi
 
 
 def beta_binomial_improvement(
-    baseline: Sequence[Counts], current: Counts, direction: str = "increase"
+    baseline: Sequence[Counts], current: Counts, direction: str = Direction.increase
 ) -> float:
     """P(p_current > p_baseline) (`<` for direction "decrease") with Beta(1, 1) priors.
 
@@ -283,7 +283,7 @@ def beta_binomial_improvement(
         (b_b, lambda: 1 - _greater(b_b, a_b, b_a, a_a)),
     )
     p = min(max(min(forms, key=lambda f: f[0])[1](), 0.0), 1.0)
-    return p if direction == "increase" else 1 - p
+    return p if is_increase(direction) else 1 - p
 
 
 def _greater(a1: int, b1: int, a2: int, b2: int) -> float:
@@ -346,7 +346,7 @@ def _bayes(
     p = max(prob, 1 - prob)
     # the rate itself must have moved that way: with 0 successes in each period, the smaller
     # current period's wider posterior alone would make P(improvement) ≥ 0.95
-    moved = _cmp(current[0] / current[1], pbar) * (1 if direction == "increase" else -1)
+    moved = _cmp(current[0] / current[1], pbar) * better_sign(direction)
     if p < t or moved != (1 if word == "improvement" else -1):
         why = f"< {t:g}" if p < t else f"≥ {t:g}, but the rate did not move that way"
         return prob, f"no beta-binomial signal: probability of {word} {p:.3f} {why} {detail}"
@@ -439,7 +439,7 @@ class _Chart:
         word = "upper" if side > 0 else "lower"
         bound = self.limits.upper if side > 0 else self.limits.lower
         what = (f"{len(near)} of the last 3 periods beyond two-thirds of the way to the {word} "
-                f"limit {_fmt(bound)} ({', '.join(near)})")  # fmt: skip
+                f"limit {fmt(bound)} ({', '.join(near)})")  # fmt: skip
         return self._found(Rule.two_of_three, side, what, 3)
 
     def _run_of_7(self) -> list[Finding]:
@@ -448,7 +448,7 @@ class _Chart:
             return []
         where = "above" if side > 0 else "below"
         what = (
-            f"run of 7 periods {where} the centre line {_fmt(self.limits.centre)} ({self._span(7)})"
+            f"run of 7 periods {where} the centre line {fmt(self.limits.centre)} ({self._span(7)})"
         )
         return self._found(Rule.run_of_7, side, what, 7)
 
@@ -476,7 +476,7 @@ class _Chart:
         side = _sign(stat)
         word, cmp = ("upper", ">") if side > 0 else ("lower", "<")
         bound = centre + side * width * se
-        what = (f"EWMA (λ={lam:g}) beyond its {word} limit: {_fmt(z)} {cmp} {_fmt(bound)} "
+        what = (f"EWMA (λ={lam:g}) beyond its {word} limit: {fmt(z)} {cmp} {fmt(bound)} "
                 f"over {t} period{'s' if t > 1 else ''} ({self._span(t)})")  # fmt: skip
         return self._found(Rule.ewma, side, what, t, stat)
 
@@ -506,7 +506,7 @@ class _Chart:
         se = self.pooled * math.sqrt(1 / t + self.line_var([1 / t] * t))
         stat = _ratio(mean - centre, se, mean, centre)
         what = (f"GLR (t test) for a sustained shift since the approach started: mean "
-                f"{_fmt(mean)} against the centre line {_fmt(centre)}")  # fmt: skip
+                f"{fmt(mean)} against the centre line {fmt(centre)}")  # fmt: skip
         return self._t_test(Rule.glr, stat, alpha, what)
 
     def _ewma_t(self, lam: float, alpha: float) -> list[Finding]:
@@ -520,7 +520,7 @@ class _Chart:
         side = _sign(stat)
         word, cmp = ("upper", ">") if side > 0 else ("lower", "<")
         bound = centre + side * t_isf(alpha, self.df) * se
-        what = f"EWMA (λ={lam:g}) beyond its {word} t limit: {_fmt(z)} {cmp} {_fmt(bound)}"
+        what = f"EWMA (λ={lam:g}) beyond its {word} t limit: {fmt(z)} {cmp} {fmt(bound)}"
         return self._t_test(Rule.ewma_t, stat, alpha, what)
 
 
@@ -590,10 +590,6 @@ def _over(a: float, b: float) -> bool:
 
 def _pval(p: float) -> str:
     return f"{p:.2g}" if p >= 0.0001 else "< 0.0001"
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.4g}"
 
 
 def _count(x: float) -> str:

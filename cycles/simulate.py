@@ -24,6 +24,7 @@ from pydantic import Field
 
 from cycles.baseline import fit, spec_of
 from cycles.errors import RadarError
+from cycles.numbers import better_sign, fmt, is_increase
 from cycles.periods import Cadence, Period
 from cycles.signals import D2, detect
 from cycles.stats import MIN_BASELINE, xmr_limits
@@ -181,7 +182,7 @@ def simulate(
 
     rng = np.random.default_rng(seed)
     direction = outcome.result.direction.value
-    better = 1 if direction == "increase" else -1
+    better = better_sign(direction)
     policy = outcome.policy
     # the centre line the reviews judge against: the mean, or with policy.seasonality and
     # policy.trend a seasonal and trended line fitted to the baseline (cycles.baseline)
@@ -332,14 +333,14 @@ def render(sim: Simulation) -> list[str]:
     from cycles.console import escape
 
     unit = UNIT[sim.cadence]
-    rise = "rise" if sim.direction == "increase" else "fall"
+    rise = "rise" if is_increase(sim.direction) else "fall"
     span = f"{sim.baseline[0]} … {sim.baseline[-1]}"
-    noise = f"XmR σ {_num(sim.sigma)}"
+    noise = f"XmR σ {fmt(sim.sigma)}"
     if sim.binomial_sd is not None:
-        noise += f" (binomial noise of its counts {_num(sim.binomial_sd)})"
+        noise += f" (binomial noise of its counts {fmt(sim.binomial_sd)})"
     lines = [
         f"[bold]{escape(sim.outcome)}[/]: {escape(sim.metric)} simulated like its baseline "
-        f"{span} ({sim.baseline_values} {unit}s with a value): level {_num(sim.level)}, {noise}",
+        f"{span} ({sim.baseline_values} {unit}s with a value): level {fmt(sim.level)}, {noise}",
         f"policy.signals: {', '.join(sim.rules) or 'none'}; {sim.series} series per case, "
         f"{sim.periods} reviewed {unit}s each, seed {sim.seed}",
         "",
@@ -369,10 +370,6 @@ def render(sim: Simulation) -> list[str]:
         )
     lines += [f"[dim]{escape(n)}[/]" for n in sim.notes]
     return lines
-
-
-def _num(x: float) -> str:
-    return f"{x:.4g}"
 
 
 def _signed(x: float) -> str:

@@ -6,6 +6,7 @@ import itertools
 import math
 from collections.abc import Sequence
 
+from cycles.numbers import is_increase
 from cycles.values import Limits, SignalKind
 
 MIN_BASELINE = 6  # fewer baseline periods than this and no signal may be claimed
@@ -42,7 +43,7 @@ def point_signal(value: float | None, limits: Limits | None, direction: str) -> 
     below = value < limits.lower and not _close(value, limits.lower)
     if not (above or below):
         return SignalKind.none
-    better = above if direction == "increase" else below
+    better = above if is_increase(direction) else below
     return SignalKind.improvement if better else SignalKind.deterioration
 
 

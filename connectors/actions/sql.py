@@ -445,12 +445,12 @@ def _bindable(value: Any) -> Any:
 
 def _describe(exc: BaseException) -> str:
     """`ProgrammingError: relation "x" does not exist`: the driver's error, first line only."""
-    cause = getattr(exc, "orig", None) or exc
-    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    from cycles.store import db
+
+    cause, lines = db.driver_exception(exc), db.driver_lines(exc)
     first = lines[0] if lines else ""
     if cause is exc and first.startswith("("):  # "(driver.Error) message" from SQLAlchemy
         first = first.split(") ", 1)[-1]
-    first = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", first)
     return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
 
 

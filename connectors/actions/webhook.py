@@ -20,7 +20,6 @@ an answer over `max_bytes` (1 MiB) is refused; a redirect is not followed (a 3xx
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +31,7 @@ from connectors.actions.base import Action, ActionConfig, ActionContext
 from connectors.actions.template import PLACEHOLDER
 from connectors.base import ENV_REFERENCE
 from cycles.errors import ActionError
+from cycles.numbers import is_finite_number
 from cycles.secrets import redact
 
 
@@ -128,15 +128,13 @@ class WebhookAction(Action):
 
 
 def reach_of(response: Any, path: str) -> float | None:
-    """The number at dotted key `path` of the response's JSON body, or None."""
+    """The number at dotted key `path` of the response's JSON body (digits index lists), or
+    None."""
+    from connectors._http import dig
+
     try:
-        node = response.json()
+        body = response.json()
     except ValueError:
         return None
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    if isinstance(node, bool) or not isinstance(node, int | float) or not math.isfinite(node):
-        return None
-    return float(node)
+    node = dig(body, path)
+    return float(node) if is_finite_number(node) else None

@@ -10,7 +10,6 @@ rejects, run through GX (`cycles.checks.gx`), as every check does when RADAR_CHE
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple
 
@@ -30,6 +29,7 @@ from cycles.checks.spec import (
     RowCountArgs,
     SetArgs,
 )
+from cycles.numbers import is_finite_number
 
 # --- what a translation asks the database for, over the period's rows ---
 
@@ -142,7 +142,7 @@ def _set_sql(*, inside: bool) -> Translate:
         if kind == "text":
             comparable = all(isinstance(v, str) for v in values)
         else:  # Decimal == float differs between Python and SQL: decimals are left to pandas
-            comparable = kind in ("int", "float") and all(_finite_number(v) for v in values)
+            comparable = kind in ("int", "float") and all(is_finite_number(v) for v in values)
         if not comparable:
             return None  # pandas' isin across types differs from SQL's coercions
         if not values:  # nothing is in an empty set
@@ -150,10 +150,6 @@ def _set_sql(*, inside: bool) -> Translate:
         return _map_counts(a, NotInSet(a.column, values) if inside else InSet(a.column, values))
 
     return translate
-
-
-def _finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _unique_sql(a: MapArgs, kinds: Mapping[str, str]) -> Translation:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 from datetime import timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,6 +28,7 @@ from connectors.registry import UnknownType, action_class, connector_class
 from cycles.checks import ExpectationSpec, ExpectationSpecError, parse_expectation
 from cycles.choice import Choice
 from cycles.declaration.errors import Loc, first_error, located
+from cycles.numbers import Direction
 from cycles.periods import Cadence
 from cycles.signals import RuleSet
 from cycles.values import DecisionKind
@@ -39,11 +39,6 @@ MAX_NAME = 200  # outcome, metric, approach and action names: what every history
 class Strict(BaseModel):
     # a declared number is finite: `.nan` or `.inf` as a target or a step is a declaration error
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class Direction(StrEnum):
-    increase = "increase"
-    decrease = "decrease"
 
 
 class DriverSpec(Strict):

@@ -21,10 +21,10 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from cycles.console import fmt
 from cycles.declaration.model import Outcome
 from cycles.effects import from_extra
 from cycles.hierarchy import standing_text, tree_order
+from cycles.numbers import fmt, target_sign
 from cycles.periods import Period
 from cycles.record import CycleRecord
 from cycles.report.data import DECISION_COLOURS, Point, build_report
@@ -365,7 +365,7 @@ def _tile_html(t: Tile) -> str:
     title = f'<a href="{_esc(quote(t.report))}">{name}</a>' if t.report else name
     serves = f' · serves <a href="#o-{_esc(t.parent)}">{_esc(t.parent)}</a>' if t.parent else ""
     meta = f"{_esc(t.outcome)} · {_esc(t.cadence)} · {t.cycles} cycle{'s' if t.cycles != 1 else ''}"
-    cmp = "≥" if t.direction == "increase" else "≤"
+    cmp = target_sign(t.direction)
     target = f"target {_esc(t.result_metric)} {cmp} {fmt(t.target)}"
     if t.value is not None:
         entry = {"value": t.value, "target": t.target, "direction": t.direction}

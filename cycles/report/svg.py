@@ -14,7 +14,7 @@ import re
 from xml.sax.saxutils import escape, quoteattr
 
 from cycles.artifacts import md_code, md_text
-from cycles.console import fmt
+from cycles.numbers import fmt, target_sign
 from cycles.report.data import (
     DECISION_COLOURS,
     LEGEND,
@@ -34,7 +34,7 @@ def artifact_markdown(report: Report) -> str:
     """Markdown with the charts inline as an SVG data URI (Prefect's UI renders it as an <img>);
     user text through `md_text`/`md_code`."""
     data = base64.b64encode(report_svg(report).encode("utf-8")).decode("ascii")
-    cmp = "≥" if report.direction == "increase" else "≤"
+    cmp = target_sign(report.direction)
     drivers = len(report.charts) - 1
     outcome = md_text(report.outcome)
     return (
@@ -50,7 +50,7 @@ def artifact_markdown(report: Report) -> str:
 
 def report_svg(report: Report, *, width: int = 760) -> str:
     """Every chart of `report` stacked in one SVG document (title, metrics, score)."""
-    cmp = "≥" if report.direction == "increase" else "≤"
+    cmp = target_sign(report.direction)
     parts = [
         _text(8, 18, report.title, size=15, weight="bold"),
         _text(8, 34, f"{report.outcome} · target {report.result_metric} {cmp} "

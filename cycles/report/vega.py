@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from cycles.console import fmt
+from cycles.numbers import fmt, target_sign
 from cycles.report.data import (
     DECISION_COLOURS,
     LEGEND,
@@ -34,7 +34,7 @@ GLOBALS = "window.vegaEmbed = vegaEmbed; window.vega = vega; window.vegaLite = v
 def vega_spec(report: Report, *, width: int = WIDTH, heading: bool = True) -> dict[str, Any]:
     """One spec: an XmR chart per metric (result first, then drivers), then the RADAR score;
     `heading`: the outcome's title and target above them (a page that has its own leaves it)."""
-    cmp = "≥" if report.direction == "increase" else "≤"
+    cmp = target_sign(report.direction)
     charts = [_metric_spec(report, chart, width) for chart in report.charts]
     if report.scores:
         charts.append(_score_spec(report, width))
@@ -342,7 +342,7 @@ def _effects_table(report: Report) -> str:
 def html_page(report: Report) -> str:
     """A self-contained page: Vega, Vega-Lite and vega-embed inline, no network needed."""
     spec = script_json(vega_spec(report, heading=False))
-    cmp = "≥" if report.direction == "increase" else "≤"
+    cmp = target_sign(report.direction)
     rows = "\n".join(
         "<tr>"
         + "".join(f"<td>{html.escape(redact(v))}</td>" for v in (c.period, c.approach, c.value))

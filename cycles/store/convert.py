@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+from cycles.numbers import finite
 from cycles.record import CycleRecord
 from cycles.secrets import redact, redact_data, redact_deep
 from cycles.store import mapping
-from cycles.store.db import finite
 from cycles.store.mapping import action_run as action_run  # re-exported for the Store
 from cycles.store.mapping import to_record as to_record
 from cycles.store.models import ActionRow, CheckResultRow, MetricValueRow, StageRunRow

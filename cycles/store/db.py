@@ -27,11 +27,13 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError, StatementError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from cycles.errors import StoreError
+from cycles.numbers import finite, finite_data
 from cycles.store.files import prepare_sqlite_file
+from cycles.store.locks import session_lock
 from cycles.store.models import HEAD
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -47,34 +49,19 @@ _MIGRATING = threading.Lock()
 _DEADLINES: weakref.WeakKeyDictionary[Engine, tuple[float, float]] = weakref.WeakKeyDictionary()
 
 
-def finite(value: float | None) -> float | None:
-    """None for NaN and infinities, which MySQL cannot store and JSON cannot spell."""
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float):
-        return finite(value)
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, Decimal):
         return finite(float(value))
     if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return _jsonable(value.tolist())
+        return finite_data(value.tolist())
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def dumps(value: Any) -> str:
     """The JSON every backend accepts: no NaN/Infinity; dates as ISO strings."""
-    return json.dumps(_jsonable(value), default=_json_default, allow_nan=False)
+    return json.dumps(finite_data(value), default=_json_default, allow_nan=False)
 
 
 def parse_url(raw: str) -> URL:
@@ -130,9 +117,28 @@ def _whole(seconds: float) -> int:
     return max(1, math.ceil(seconds))  # libpq takes whole seconds
 
 
+def driver_exception(exc: BaseException) -> BaseException:
+    """The database driver's exception that a SQLAlchemy error wraps, else `exc` itself."""
+    return getattr(exc, "orig", None) or exc
+
+
+_BACKGROUND = re.compile(r"\(Background on this error at: [^)]*\)")
+
+
+def driver_lines(exc: BaseException, *, code: bool = True) -> list[str]:
+    """The lines of the driver's message (`driver_exception`) for a one-line error: stripped,
+    without blank ones or SQLAlchemy's "(Background on this error at: ...)". `code=False`:
+    the message alone of pymysql's `(code, message)`."""
+    orig = driver_exception(exc)
+    args = tuple(getattr(orig, "args", ()))
+    mysql = not code and len(args) == 2 and isinstance(args[1], str)
+    text = _BACKGROUND.sub("", args[1] if mysql else str(orig))
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def deadline_hit(exc: BaseException, seconds: float, connect: float) -> float | None:
     """The deadline (in seconds) that `exc` says ran out, or None when it is another error."""
-    orig = getattr(exc, "orig", None) or exc
+    orig = driver_exception(exc)
     module, text = type(orig).__module__, str(orig)
     args = tuple(getattr(orig, "args", ()))
     code = args[0] if args and isinstance(args[0], int) else None
@@ -153,7 +159,7 @@ def said_late(exc: BaseException, where: str, seconds: float, connect: float) ->
     hit = deadline_hit(exc, seconds, connect)
     if hit is None:
         return None
-    if type(getattr(exc, "orig", None) or exc).__module__.startswith("sqlite3"):
+    if type(driver_exception(exc)).__module__.startswith("sqlite3"):
         return f"{where}: database is locked by another connection (busy timeout {hit:g} s)"
     return f"{where} did not answer within {hit:g} s"
 
@@ -231,10 +237,7 @@ def display(engine: Engine) -> str:
 
 def _reason(exc: BaseException, password: str | None) -> str:
     """The driver's message on one line, without the password."""
-    inner = getattr(exc, "orig", None) if isinstance(exc, StatementError) else None
-    message = str(inner if inner is not None else exc)
-    message = message.split("(Background on this error at:")[0]
-    message = re.sub(r"\s+", " ", message).strip()
+    message = re.sub(r"\s+", " ", " ".join(driver_lines(exc)))
     if password:
         message = message.replace(password, "***")
     return message[:400] or type(exc).__name__
@@ -342,30 +345,17 @@ def _database_lock(engine: Engine) -> Iterator[None]:
     PostgreSQL: a session advisory lock; MySQL/MariaDB: GET_LOCK. SQLite needs none: the
     migration's BEGIN IMMEDIATE holds the write lock until it commits.
     """
-    name = engine.dialect.name
-    if name not in ("postgresql", "mysql", "mariadb"):
+
+    def busy() -> StoreError:
+        return StoreError(
+            f"history database {display(engine)}: timed out waiting for another process to "
+            "finish migrating it"
+        )
+
+    # wait for the lock a little less than a query may take (statement or read timeout)
+    seconds, _ = _DEADLINES.get(engine, (DEFAULT_TIMEOUT, CONNECT_TIMEOUT))
+    with session_lock(engine, _ADVISORY_LOCK, _MYSQL_LOCK, max(0, math.ceil(seconds) - 1), busy):
         yield
-        return
-    with engine.connect() as conn:
-        if name == "postgresql":
-            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_ADVISORY_LOCK})")
-            release = f"SELECT pg_advisory_unlock({_ADVISORY_LOCK})"
-        else:  # wait for the lock a little less than a query may take (read_timeout)
-            seconds, _ = _DEADLINES.get(engine, (DEFAULT_TIMEOUT, CONNECT_TIMEOUT))
-            wait = max(0, math.ceil(seconds) - 1)
-            got = conn.exec_driver_sql(f"SELECT GET_LOCK('{_MYSQL_LOCK}', {wait})").scalar()
-            if got != 1:
-                raise StoreError(
-                    f"history database {display(engine)}: timed out waiting for another "
-                    "process to finish migrating it"
-                )
-            release = f"SELECT RELEASE_LOCK('{_MYSQL_LOCK}')"
-        conn.commit()
-        try:
-            yield
-        finally:
-            conn.exec_driver_sql(release)
-            conn.commit()
 
 
 def _known(scripts: Any, revision: str) -> bool:

@@ -12,7 +12,7 @@ import hashlib
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,30 +44,46 @@ def run_lock(engine: sa.Engine, outcome: str, period: str, wait: float = 0) -> I
         with _file_lock(engine, outcome, period, wait):
             yield
         return
+    # a server lock; other databases have no portable one: the unique (outcome, period) row
+    # still prevents doubles
     number, name = _key(outcome, period)
+    with session_lock(engine, number, name, wait, lambda: _busy(outcome, period)):
+        yield
+
+
+@contextmanager
+def session_lock(
+    engine: sa.Engine, number: int, name: str, wait: float, busy: Callable[[], Exception]
+) -> Iterator[None]:
+    """Hold a lock of the database server for the duration, on a connection of its own:
+    PostgreSQL's session advisory lock `number`, MySQL/MariaDB's GET_LOCK(`name`); the server
+    frees either with its connection, so a killed process leaves none behind. Another session
+    holding it: try again every POLL seconds for up to `wait` seconds, then raise `busy()`.
+    Other databases: no lock."""
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        take = sa.text("SELECT pg_try_advisory_lock(:k)")
+        release = sa.text("SELECT pg_advisory_unlock(:k)")
+    elif dialect in ("mysql", "mariadb"):
+        take, release = sa.text("SELECT GET_LOCK(:n, 0)"), sa.text("SELECT RELEASE_LOCK(:n)")
+    else:
+        yield
+        return
+    params: dict[str, object] = {"k": number, "n": name}
     deadline = time.monotonic() + wait
     with engine.connect() as conn:
         while True:
-            if dialect == "postgresql":
-                query = sa.text("SELECT pg_try_advisory_lock(:k)")
-                got = conn.execute(query, {"k": number}).scalar()
-                release = sa.text("SELECT pg_advisory_unlock(:k)")
-            elif dialect in ("mysql", "mariadb"):
-                got = conn.execute(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": name}).scalar() == 1
-                release = sa.text("SELECT RELEASE_LOCK(:n)")
-            else:  # no portable lock: the unique (outcome, period) row still prevents doubles
-                got, release = True, None
+            got = conn.execute(take, params).scalar() == 1  # PostgreSQL: true; MySQL: 1
             conn.commit()
-            if got or time.monotonic() >= deadline:
+            if got:
                 break
+            if time.monotonic() >= deadline:
+                raise busy()
             time.sleep(POLL)
-        if not got:
-            raise _busy(outcome, period)
         try:
             yield
         finally:
-            if release is not None:
-                _release(conn, release, {"k": number, "n": name})
+            _release(conn, release, params)
 
 
 def _release(conn: sa.Connection, release: sa.TextClause, params: dict[str, object]) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cycles.errors import StoreError
+from cycles.numbers import finite
 from cycles.record import CycleRecord
 from cycles.secrets import redact, redact_deep
 from cycles.store import convert, db, locks
@@ -169,11 +170,7 @@ class Store:
         when it is reviewed, void or waiting for a sign-off meanwhile (then nothing changes)."""
 
         def work(s: Session) -> bool:
-            row = s.scalars(
-                select(CycleRow)
-                .where(CycleRow.outcome == outcome, CycleRow.period == period)
-                .with_for_update()
-            ).one_or_none()
+            row = _locked_row(s, outcome, period)
             if row is None or row.status not in ("open", "failed", PENDING):
                 return False
             if "review" in (row.completed_stages or []):
@@ -192,11 +189,7 @@ class Store:
         """
 
         def work(s: Session) -> bool:
-            row = s.scalars(
-                select(CycleRow)
-                .where(CycleRow.outcome == outcome, CycleRow.period == period)
-                .with_for_update()
-            ).one_or_none()
+            row = _locked_row(s, outcome, period)
             if row is None:
                 return False
             if row.status != "void":
@@ -288,7 +281,7 @@ class Store:
             .where(ActionRow.key == key)
             .values(
                 status=status,
-                reach=db.finite(reach),
+                reach=finite(reach),
                 error=convert.clip(error),
                 finished_at=convert.now(),
             )
@@ -340,14 +333,19 @@ class Store:
         return found
 
 
+def _locked_row(s: Session, outcome: str, period: str) -> CycleRow | None:
+    """The cycle row of `outcome`/`period`, locked until the transaction ends; None if none."""
+    return s.scalars(
+        select(CycleRow)
+        .where(CycleRow.outcome == outcome, CycleRow.period == period)
+        .with_for_update()
+    ).one_or_none()
+
+
 def _upsert(s: Session, record: CycleRecord, status: str, completed: list[str]) -> int:
     """Insert or update the cycle row (locked for the transaction); return its id."""
     fields = convert.cycle_fields(record, status, completed)
-    row = s.scalars(
-        select(CycleRow)
-        .where(CycleRow.outcome == record.outcome, CycleRow.period == record.period)
-        .with_for_update()
-    ).one_or_none()
+    row = _locked_row(s, record.outcome, record.period)
     if row is None:
         created = fields["updated_at"]
         row = CycleRow(outcome=record.outcome, period=record.period, created_at=created, **fields)

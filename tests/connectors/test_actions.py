@@ -76,6 +76,8 @@ def test_webhook_sends_the_rendered_payload_with_the_idempotency_key(server, tmp
     ("body", "path", "reach"),
     [
         ({"result": {"sent": 7}}, "result.sent", 7.0),
+        ({"results": [{"sent": 3}]}, "results.0.sent", 3.0),  # digits index lists
+        ({"results": [{"sent": 3}]}, "results.1.sent", None),
         ({"reach": "seven"}, "reach", None),
         ({"reach": True}, "reach", None),
         ({"ok": True}, "reach", None),

@@ -338,6 +338,24 @@ def test_a_killed_run_releases_the_run_lock(server_target: Target) -> None:
         engine.dispose()
 
 
+def test_a_migration_waits_for_another_then_says_so(server_target: Target, monkeypatch) -> None:
+    """The migration lock (locks.session_lock, as the run lock) is waited for up to the timeout
+    less a second; then one line says another process is migrating."""
+    Store(server_target.url).dispose()  # migrated first
+    monkeypatch.setenv(db.TIMEOUT_ENV, "2")
+    holder, engine = (db.make_engine(normalise_url(server_target.url)) for _ in range(2))
+    try:
+        with (
+            locks.session_lock(holder, db._ADVISORY_LOCK, db._MYSQL_LOCK, 0, RuntimeError),
+            pytest.raises(StoreError, match="timed out waiting for another process to finish"),
+        ):
+            within(lambda: db.upgrade(engine))
+        db.upgrade(engine)  # released: nothing to wait for
+    finally:
+        holder.dispose()
+        engine.dispose()
+
+
 # -- 2. template values are bound, never pasted ----------------------------------------------------
 
 PAYLOAD = "x'); DROP TABLE {victims}; --"
