@@ -11,7 +11,6 @@ import re
 from typing import Any
 
 from cycles.console import approach_text
-from cycles.effects import from_extra
 from cycles.numbers import fmt, target_sign
 from cycles.record import CycleRecord
 from cycles.secrets import redact
@@ -86,7 +85,7 @@ def review_markdown(record: CycleRecord) -> str:
     if record.actions:
         done = ", ".join(f"{md_text(a.name)}: {md_text(a.status)}" for a in record.actions)
         lines.append(f"| actions | {done} |")
-    effect = from_extra(record.extra.get("effect"))
+    effect = record.extra.effect
     if effect is not None:  # the approach's name is user text: md_text, as every reason
         lines.append(f"| effect | {md_text(effect.reason())} |")
     decision = record.decision.value if record.decision else "not reviewed yet"

@@ -140,7 +140,7 @@ def _phase(
         base_n = len(base)
     else:
         centre, sigma = limits.centre, limits.moving_range / D2
-        base_n = max(int(c.extra.get("baseline_count", 0) or 0) for c in judged)
+        base_n = max(c.extra.baseline_count for c in judged)
         if base_n < 1:
             return phase
     sigma = max(sigma, 1e-12 * max(1.0, abs(centre)))  # a constant baseline

@@ -15,6 +15,7 @@ from cycles.secrets import redact, redact_data
 
 if TYPE_CHECKING:  # an error line needs no pydantic
     from cycles.record import CycleRecord
+    from cycles.values import DriverState
 
 DECISION_STYLE = {
     "keep": "green",
@@ -152,15 +153,13 @@ def decision_text(record: CycleRecord) -> str:
 
 def short_reasons(record: CycleRecord, limit: int = 2) -> str:
     """The decision's summary, else its first reasons; why a cycle is void or pending."""
-    void = record.extra.get("void")
-    if record.status == "void" and isinstance(void, dict):
-        return f"void: {void.get('reason', '')}"
-    pending = record.extra.get("pending")
-    if record.decision is None and isinstance(pending, str):
+    void, pending, summary = record.extra.void, record.extra.pending, record.extra.summary
+    if record.status == "void" and void is not None:
+        return f"void: {void.reason}"
+    if record.decision is None and pending is not None:
         return pending
-    summary = record.extra.get("summary")
     if summary:
-        return str(summary)
+        return summary
     return "; ".join(record.reasons[:limit]) + (" …" if len(record.reasons) > limit else "")
 
 
@@ -179,7 +178,7 @@ def cycle_line(record: CycleRecord) -> str:
         f"[bold]{record.period}[/]  {fmt(record.result_value):>6} vs {cmp} {fmt(record.target):<5}"
         f" [{style}]{decision:<8}[/] {escape(short_reasons(record))}  [dim]→ next:[/] "
         f"{escape(approach_text(record.next_approach))}"
-        + (f"  [dim]RADAR[/] {score_text(record)}" if record.extra.get("score") else "")
+        + (f"  [dim]RADAR[/] {score_text(record)}" if record.extra.score else "")
     )
 
 
@@ -193,20 +192,18 @@ def actions_text(record: CycleRecord) -> str:
 
 def score_text(record: CycleRecord) -> str:
     """The RADAR self-score as `60 %` (cycles.score), `-` before the review."""
-    score = record.extra.get("score")
-    return f"{score['total']} %" if isinstance(score, dict) and "total" in score else "-"
+    score = record.extra.score
+    return f"{score.total} %" if score is not None and score.total is not None else "-"
 
 
-def driver_text(driver: dict[str, Any]) -> str:
-    """asks_sent = 160.8 (40 % of 400, worsened): one driver node of `extra["drivers"]`."""
-    share = driver.get("share_of_target")
-    facts = [f"{share * 100:.0f} % of {fmt(driver['target'])}" if share is not None else ""]
-    facts += [driver.get("moved") or "", "deployment" if driver.get("deployment") else ""]
-    indent = "  " * (int(driver.get("depth", 1)) - 1)
+def driver_text(driver: DriverState) -> str:
+    """asks_sent = 160.8 (40 % of 400, worsened): one driver node of `extra.drivers`."""
+    share = driver.share_of_target
+    facts = [f"{share * 100:.0f} % of {fmt(driver.target)}" if share is not None else ""]
+    facts += [driver.moved or "", "deployment" if driver.deployment else ""]
+    indent = "  " * (driver.depth - 1)
     details = ", ".join(f for f in facts if f)
-    return f"{indent}{driver['metric']} = {fmt(driver.get('value'))}" + (
-        f" ({details})" if details else ""
-    )
+    return f"{indent}{driver.metric} = {fmt(driver.value)}" + (f" ({details})" if details else "")
 
 
 def print_summary(record: CycleRecord) -> None:
@@ -227,9 +224,9 @@ def print_summary(record: CycleRecord) -> None:
         f"(target {cmp} {fmt(record.target)}; stood at {fmt(record.standing)})",
     )
     table.add_row("approach", escape(approach_text(record.approach)))
-    why = record.extra.get("approach_reason")
+    why = record.extra.approach_reason
     if why and "approach" in record.stages:  # Stage is a StrEnum
-        table.add_row("", f"· {escape(str(why))}")
+        table.add_row("", f"· {escape(why)}")
     if record.actions:
         table.add_row("actions", escape(actions_text(record)))
     table.add_row("checks", f"{record.checks.passed} passed, {record.checks.failed} failed")
@@ -240,19 +237,18 @@ def print_summary(record: CycleRecord) -> None:
             f"{fmt(lim.lower)} .. {fmt(lim.centre)} .. {fmt(lim.upper)} "
             f"({len(lim.baseline)} baseline periods)",
         )
-    for i, driver in enumerate(record.extra.get("drivers") or []):
+    for i, driver in enumerate(record.extra.drivers):
         table.add_row("drivers" if i == 0 else "", driver_text(driver))
     table.add_row("decision", decision_text(record))
     for reason in record.reasons:
         table.add_row("", f"· {escape(reason)}")
     table.add_row("next", escape(approach_text(record.next_approach)))
-    score = record.extra.get("score")
-    if isinstance(score, dict) and "total" in score:
+    score = record.extra.score
+    if score is not None and score.total is not None:
         table.add_row(
             "RADAR score",
-            f"{score['total']} % ({score['band']}): results {score['results']}, approach "
-            f"{score['approach']}, deployment {score['deployment']}, assessment "
-            f"{score['assessment']}",
+            f"{score.total} % ({score.band}): results {score.results}, approach "
+            f"{score.approach}, deployment {score.deployment}, assessment {score.assessment}",
         )
     out.print(table)
     out.print(history_note(1, "cycle", dry_run=record.dry_run))

@@ -141,7 +141,7 @@ def serving_line(records: Sequence[CycleRecord]) -> str:
     last = reviewed[-1]
     entry = {"value": last.result_value, "target": last.target, "direction": last.direction}
     steps = " → ".join(d + (f" ×{n}" if n > 1 else "") for d, n in runs)
-    summary = str(last.extra.get("summary") or "")
+    summary = last.extra.summary or ""
     if runs[-1][0] in ("hold", "switch") and summary:
         steps += f" ({summary})"
     return console.escape(f"{standing_text(entry)} in {last.period}: {steps}")

@@ -15,39 +15,15 @@ from cycles.declaration.model import Outcome
 from cycles.numbers import better, fmt, is_increase, met
 from cycles.periods import Period
 from cycles.stats import point_signal, xmr_limits
-from cycles.values import PeriodValue, SignalKind, Value
+from cycles.values import DriverLimits, DriverState, Moved, PeriodValue, SignalKind
 
 FLAT_SHARE = 0.05  # without limits: a change within 5 % of the previous value is flat
 
-Moved = Literal["improved", "worsened", "flat"]
 MOVED: dict[SignalKind, Moved] = {
     SignalKind.improvement: "improved",
     SignalKind.deterioration: "worsened",
     SignalKind.none: "flat",
 }
-
-
-class DriverLimits(Value):
-    centre: float
-    lower: float
-    upper: float
-
-
-class DriverState(Value):
-    """One driver node as the Assessment found it (stored in `record.extra["drivers"]`)."""
-
-    metric: str
-    parent: str | None  # the parent driver's metric; None under the result
-    depth: int  # 1 under the result, 2 under a driver, ...
-    target: float
-    direction: str
-    deployment: bool = False
-    value: float | None = None
-    share_of_target: float | None = None  # value / target
-    met: bool | None = None
-    moved: Moved | None = None
-    moved_vs: Literal["baseline limits", "previous period"] | None = None
-    limits: DriverLimits | None = None
 
 
 def evaluate(
@@ -153,10 +129,3 @@ def movement_reasons(drivers: Sequence[DriverState]) -> list[str]:
     if unknown:
         reasons.append("drivers without a value: " + ", ".join(unknown))
     return reasons
-
-
-def from_extra(data: object) -> list[DriverState]:
-    """The drivers a record keeps in `extra["drivers"]` (none for older records)."""
-    if not isinstance(data, list):
-        return []
-    return [DriverState.model_validate(d) for d in data]

@@ -16,44 +16,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 from cycles.baseline import PLAIN, Spec, fit
 from cycles.signals import Counts, beta_binomial_improvement, dispersion
 from cycles.stats import t_isf
-from cycles.values import Value
-
-LEVEL = 0.90
-
-
-class Effect(Value):
-    """What `record.extra["effect"]` and the JSON's `effect` hold."""
-
-    estimate: float  # metric units: the approach's mean less the baseline's centre line
-    lower: float
-    upper: float
-    periods: int  # the approach's periods with a value
-    approach: str | None = None
-    level: float = LEVEL
-    se: float = 0.0
-    df: int = 0
-    baseline_periods: int = 0
-    probability: float | None = None  # P(improvement), beta-binomial: proportions with counts
-    line: str = "mean"  # the centre line it is measured against
-
-    def text(self) -> str:
-        """ "+0.11 (90 % interval +0.09 to +0.13) over 6 periods"."""
-        d = _decimals(self.upper - self.lower, self.estimate)
-        span = f"{self.level:.0%}".replace("%", " %")
-        many = "s" if self.periods != 1 else ""
-        est, low, high = (_signed(x, d) for x in (self.estimate, self.lower, self.upper))
-        text = f"{est} ({span} interval {low} to {high}) over {self.periods} period{many}"
-        if self.probability is not None:
-            text += f", probability of improvement {self.probability:.2f} (beta-binomial)"
-        return text
-
-    def reason(self) -> str:
-        return f"{self.approach or 'approach'}: {self.text()}"
+from cycles.values import LEVEL, Effect
 
 
 def estimate(
@@ -110,28 +77,3 @@ def _probability(
     phi = dispersion(base)
     pooled = (sum(s for s, _ in phase) / phi, sum(n for _, n in phase) / phi)
     return beta_binomial_improvement([(s / phi, n / phi) for s, n in base], pooled, direction)
-
-
-def from_extra(data: Any) -> Effect | None:
-    """The effect a record keeps under `extra["effect"]` (None if absent or unreadable)."""
-    if not isinstance(data, dict):
-        return None
-    try:
-        return Effect.model_validate(data)
-    except ValueError:
-        return None
-
-
-def _decimals(width: float, estimate: float) -> int:
-    """Decimals that show an interval `width` wide to about two digits (4 significant digits of
-    the estimate when the interval has no width: a constant series)."""
-    scale = width / 4 if width > 1e-12 * max(1.0, abs(estimate)) else abs(estimate) / 1000
-    if not scale > 1e-12 or not math.isfinite(scale):
-        return 4
-    return max(0, min(12, -math.floor(math.log10(scale))))
-
-
-def _signed(x: float, decimals: int) -> str:
-    """+0.11, -0.02; never -0.00."""
-    text = f"{x:+.{decimals}f}"
-    return "+" + text[1:] if text.startswith("-") and float(text) == 0 else text

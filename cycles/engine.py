@@ -25,7 +25,7 @@ from cycles.declaration.model import Outcome
 from cycles.errors import ActionError, DeclarationError, UsageError, error_text
 from cycles.periods import Period
 from cycles.policy import Decision
-from cycles.record import CheckSummary, CycleRecord
+from cycles.record import CheckSummary, CycleRecord, Proposal, Score
 from cycles.score import score
 from cycles.signoff import SignOff, apply_sign_off, needs_sign_off
 from cycles.turn import VOID
@@ -128,7 +128,8 @@ class Cycle:
         if self.record.status == VOID:
             if self.dry_run:
                 return []
-            reason = (self.record.extra.get("void") or {}).get("reason", "")
+            void = self.record.extra.void
+            reason = void.reason if void else ""
             raise UsageError(
                 f"{self.outcome.outcome}/{self.period} is void ({reason}): it is kept as it was "
                 "and never run again"
@@ -171,9 +172,8 @@ class Cycle:
             raise
         finished = datetime.now(UTC)
         run = StageRun(stage=stage, status="completed", started_at=started, finished_at=finished)
-        self.record.extra.setdefault("stage_seconds", {})[stage.value] = round(
-            time.perf_counter() - clock, 4
-        )
+        seconds = round(time.perf_counter() - clock, 4)
+        self.record.extra.stage_seconds = {**self.record.extra.stage_seconds, stage.value: seconds}
         self.record.stages.append(stage)
         if stage not in self.record.completed_stages:
             self.record.completed_stages.append(stage)
@@ -194,7 +194,7 @@ class Cycle:
             self.outcome,
             self.record,
             self.review_history,
-            self.record.extra.get("baseline_count", 0),
+            self.record.extra.baseline_count,
         )
 
     @cached_property
@@ -216,11 +216,11 @@ class Cycle:
             return True
         if self.record.status != "awaiting sign-off":
             self.record.status = "awaiting sign-off"
-            self.record.extra["proposal"] = {
-                "decision": proposal.kind.value,
-                "reasons": proposal.reasons,
-                "next_approach": proposal.next_approach.model_dump(),
-            }
+            self.record.extra.proposal = Proposal(
+                decision=proposal.kind,
+                reasons=proposal.reasons,
+                next_approach=proposal.next_approach,
+            )
             self.save_waiting()
         self.signed = ask(self, proposal) if ask is not None else None
         return self.signed is not None
@@ -295,7 +295,7 @@ def _approach(cycle: Cycle) -> None:
     approach, why = cycle.planned
     # the history keeps secret parameters masked: they stay in the declaration
     cycle.record.approach = stages.masked(cycle.outcome, approach)
-    cycle.record.extra["approach_reason"] = why
+    cycle.record.extra.approach_reason = why
 
 
 def _deployment(cycle: Cycle) -> None:
@@ -449,13 +449,12 @@ def _assessment(cycle: Cycle) -> None:
         outcome, metrics[outcome.result.metric], cycle.period, start
     )
     record.limits = limits
-    record.extra["baseline_count"] = count
-    record.extra.pop("baseline_model", None)
+    record.extra.baseline_count = count
+    record.extra.discard("baseline_model")
     if line is not None:  # policy.seasonality / policy.trend: the fitted centre line
-        record.extra["baseline_model"] = line
-    record.extra["approach_start"] = str(start)
-    nodes = drivers.evaluate(outcome, metrics, cycle.period, start)
-    record.extra["drivers"] = [d.model_dump(mode="json") for d in nodes]
+        record.extra.baseline_model = line
+    record.extra.approach_start = str(start)
+    record.extra.drivers = drivers.evaluate(outcome, metrics, cycle.period, start)
 
 
 def _review(cycle: Cycle) -> None:
@@ -464,27 +463,26 @@ def _review(cycle: Cycle) -> None:
     if cycle.signed is not None:
         assert record.approach is not None
         decision = apply_sign_off(cycle.outcome, decision, record.approach, cycle.signed)
-        record.extra["sign_off"] = cycle.signed.model_dump(mode="json")
-        record.extra.pop("proposal", None)
+        record.extra.sign_off = cycle.signed
+        record.extra.discard("proposal")
     decision = stages.keep_plan_in_force(decision, record, cycle.later)
     if cycle.review_reason:
         decision = decision.model_copy(update={"reasons": [cycle.review_reason, *decision.reasons]})
     children = cycle.children()
     if children:  # outcomes that serve this one: their latest decisions and standing
         entries = hierarchy.children_standing(children, cycle.period)
-        record.extra["children"] = entries
+        record.extra.children = entries
         more = hierarchy.children_reasons(entries, record.period)
         decision = decision.model_copy(update={"reasons": [*decision.reasons, *more]})
     record.status = "reviewed"
-    record.extra.pop("pending", None)
+    record.extra.discard("pending")
     record.decision = decision.kind
     record.reasons = list(decision.reasons)
     record.next_approach = decision.next_approach
     record.signal = decision.signal
-    record.extra["summary"] = decision.summary
-    effect = stages.approach_effect(cycle.outcome, record, cycle.approach_start)
-    record.extra["effect"] = None if effect is None else effect.model_dump(mode="json")
-    record.extra["score"] = score(cycle.outcome, record, cycle.history)
+    record.extra.summary = decision.summary
+    record.extra.effect = stages.approach_effect(cycle.outcome, record, cycle.approach_start)
+    record.extra.score = Score.model_validate(score(cycle.outcome, record, cycle.history))
 
 
 STAGE_FUNCTIONS: dict[Stage, Callable[[Cycle], None]] = {
@@ -616,7 +614,7 @@ def run_cycle(
         with _exclusive(cycle, lock_wait):
             cycle.reload()
             if campaign:
-                cycle.record.extra["campaign"] = campaign
+                cycle.record.extra.campaign = campaign
             for stage in cycle.due():
                 if stage is Stage.review and not cycle.ready_for_review(sign_off):
                     break

@@ -22,7 +22,7 @@ from cycles.declaration.model import Outcome
 from cycles.errors import DeclarationError
 from cycles.numbers import Direction, fmt, met, target_sign
 from cycles.periods import Period
-from cycles.record import CycleRecord
+from cycles.record import ChildStanding, CycleRecord
 
 VOID = "void"
 
@@ -92,7 +92,7 @@ def tree_order(parents: Mapping[str, str | None]) -> list[tuple[str, int]]:
 
 def children_standing(
     children: Mapping[str, Sequence[CycleRecord]], period: Period
-) -> list[dict[str, Any]]:
+) -> list[ChildStanding]:
     """Per child (by name), its latest reviewed cycle whose period began before `period` (the
     parent's) ended: `{outcome, period, decision, value, target, direction}`, all but `outcome`
     None when it has none. A child may run on another cadence, so periods compare by date."""
@@ -109,28 +109,29 @@ def children_standing(
             if start < period.end and (latest is None or start >= latest[0]):
                 latest = (start, cycle)
         record = latest[1] if latest else None
-        entries.append({
-            "outcome": name,
-            "period": record.period if record else None,
-            "decision": record.decision.value if record and record.decision else None,
-            "value": record.result_value if record else None,
-            "target": record.target if record else None,
-            "direction": record.direction if record else None,
-        })  # fmt: skip
+        entries.append(ChildStanding(
+            outcome=name,
+            period=record.period if record else None,
+            decision=record.decision if record else None,
+            value=record.result_value if record else None,
+            target=record.target if record else None,
+            direction=record.direction if record else None,
+        ))  # fmt: skip
     return entries
 
 
-def children_reasons(entries: Iterable[Mapping[str, Any]], period: str) -> list[str]:
+def children_reasons(entries: Iterable[ChildStanding], period: str) -> list[str]:
     """One reason per child: "child support: keep, 0.91 ≥ 0.9", "child leads: adjust, 0.042
     vs ≥ 0.05"; the child's period is named when it is not `period`."""
     reasons = []
     for entry in entries:
-        name = entry.get("outcome")
-        if not entry.get("decision"):
+        name = entry.outcome
+        if entry.decision is None:
             reasons.append(f"child {name}: no review yet")
             continue
-        when = f" in {entry['period']}" if entry.get("period") != period else ""
-        reasons.append(f"child {name}: {entry['decision']}{when}, {standing_text(entry)}")
+        when = f" in {entry.period}" if entry.period != period else ""
+        standing = standing_text(entry.model_dump())
+        reasons.append(f"child {name}: {entry.decision.value}{when}, {standing}")
     return reasons
 
 

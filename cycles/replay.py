@@ -19,14 +19,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field
 
 from cycles import drivers, hierarchy, stages
 from cycles.declaration.model import Outcome
 from cycles.periods import Period
-from cycles.record import CheckSummary, CycleRecord
+from cycles.record import CheckSummary, ChildStanding, CycleRecord
 from cycles.signoff import SignOff, apply_sign_off, needs_sign_off
 from cycles.turn import VOID, event_name, reviewed
 from cycles.values import STAGES, ActionRun, ApproachRef, DecisionKind, PeriodValue, Stage, Value
@@ -62,12 +61,11 @@ def assess(
     at = Period.parse(period, outcome.cadence)
     limits, count, line = stages.baseline_chart(outcome, values, at, start)
     record.limits = limits
-    record.extra["baseline_count"] = count
+    record.extra.baseline_count = count
     if line is not None:  # policy.seasonality / policy.trend: the fitted centre line
-        record.extra["baseline_model"] = line
-    record.extra["approach_start"] = str(start)
-    nodes = drivers.evaluate(outcome, record.metrics, Period.parse(period, outcome.cadence), start)
-    record.extra["drivers"] = [d.model_dump(mode="json") for d in nodes]
+        record.extra.baseline_model = line
+    record.extra.approach_start = str(start)
+    record.extra.drivers = drivers.evaluate(outcome, record.metrics, at, start)
     return record
 
 
@@ -89,19 +87,19 @@ def review(
     later: Sequence[CycleRecord] = (),
     sign_off: SignOff | None = None,
     reason: str = "",
-    children: Sequence[Mapping[str, Any]] | None = None,
+    children: Sequence[ChildStanding] = (),
 ) -> CycleRecord:
     """`record` decided (engine `_review`): the policy, a sign-off answer if one is needed and
     given, the plan already in force in `later` cycles, `reason` first, and the standing of the
     outcomes that serve this one (`children`, as the engine found them) last."""
-    decision = stages.review(outcome, record, history, record.extra.get("baseline_count", 0))
+    decision = stages.review(outcome, record, history, record.extra.baseline_count)
     if needs_sign_off(outcome, decision) and sign_off is not None:
         assert record.approach is not None
         decision = apply_sign_off(outcome, decision, record.approach, sign_off)
     decision = stages.keep_plan_in_force(decision, record, later)
     reasons = [reason, *decision.reasons] if reason else list(decision.reasons)
     if children:
-        record.extra["children"] = list(children)
+        record.extra.children = list(children)
         reasons += hierarchy.children_reasons(children, record.period)
     record.status = "reviewed"
     record.completed_stages = list(STAGES)
@@ -109,7 +107,7 @@ def review(
     record.reasons = reasons
     record.next_approach = decision.next_approach
     record.signal = decision.signal
-    record.extra["summary"] = decision.summary
+    record.extra.summary = decision.summary
     return record
 
 
@@ -193,11 +191,9 @@ def replay(outcome: Outcome, cycles: Sequence[CycleRecord], *, since: str | None
             for c in kept
             if c.period > cycle.period and _earlier(_opened_at(c), _reviewed_at(cycle))
         ]
-        signed = cycle.extra.get("sign_off")
         decided = review(
-            outcome, record, chain, later=later,
-            sign_off=SignOff.model_validate(signed) if isinstance(signed, dict) else None,
-            reason=_lead_reason(outcome, cycle), children=cycle.extra.get("children"),
+            outcome, record, chain, later=later, sign_off=cycle.extra.sign_off,
+            reason=_lead_reason(outcome, cycle), children=cycle.extra.children,
         )  # fmt: skip
         decided.stage_runs = list(cycle.stage_runs)  # its times say which reviews came first
         chain.append(decided)

@@ -5,7 +5,7 @@ an element (Results, Approach, Deployment, Assessment & Refinement) is the mean 
 attributes; the total weighs Results as much as the three enabler elements together (as the
 EFQM model does). Each is rounded to a multiple of 5, and the total falls in an EFQM band.
 Pure: the outcome, the reviewed record and the cycles before it in, a plain dict out (stored as
-`record.extra["score"]`).
+`record.extra.score`, a `cycles.record.Score`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cycles.declaration.model import Outcome
-from cycles.drivers import DriverState, from_extra, is_gap, percent
+from cycles.drivers import DriverState, is_gap, percent
 from cycles.numbers import better, fmt, is_increase, met
 from cycles.record import CycleRecord
 from cycles.stages import deployment_gaps
@@ -82,7 +82,7 @@ class _Facts:
         self.outcome, self.record, self.history = outcome, record, history
         self.value = record.result_value
         self.direction = record.direction
-        self.drivers: list[DriverState] = from_extra(record.extra.get("drivers"))
+        self.drivers: list[DriverState] = record.extra.drivers
         self.measured = [d for d in self.drivers if d.value is not None]
         self.signal = record.signal or point_signal(self.value, record.limits, self.direction)
         self.bad_data = record.checks.failed > 0 or self.value is None
@@ -240,7 +240,7 @@ def systematic(f: _Facts) -> Points:
     for cycle in reversed(f.history):
         if run >= SYSTEMATIC_CYCLES or cycle.approach is None or cycle.approach.name != name:
             break
-        attributes = (cycle.extra.get("score") or {}).get("attributes") or {}
+        attributes = cycle.extra.score.attributes if cycle.extra.score else {}
         if attributes.get("implemented", 0) < 50:
             break
         run += 1

@@ -2,26 +2,9 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from cycles.declaration.model import Outcome
 from cycles.policy import Decision
-from cycles.values import ApproachRef, DecisionKind, Value
-
-
-class Answer(StrEnum):
-    approve = "approve"
-    choose_approach = "choose_approach"
-    hold = "hold"
-
-
-class SignOff(Value):
-    """What a person (or the clock) said about a proposed decision."""
-
-    answer: Answer
-    approach: str | None = None  # with choose_approach
-    note: str = ""
-    by: str = "operator"  # or "timeout"
+from cycles.values import Answer, ApproachRef, DecisionKind, SignOff
 
 
 def needs_sign_off(outcome: Outcome, decision: Decision) -> bool:

@@ -13,11 +13,11 @@ from connectors.base import Window
 from cycles.baseline import fit, spec_of
 from cycles.choice import phase_effects
 from cycles.declaration.model import Outcome
-from cycles.drivers import DriverState, from_extra, is_gap
+from cycles.drivers import DriverState, is_gap
 from cycles.effects import Effect, estimate
 from cycles.periods import Period
 from cycles.policy import Decision, PolicyInput, decide
-from cycles.record import CycleRecord
+from cycles.record import BaselineModel, CycleRecord
 from cycles.secrets import MASK
 from cycles.signals import Counts, Evidence, detect
 from cycles.stats import xmr_limits
@@ -198,7 +198,7 @@ def baseline_limits(
 
 def baseline_chart(
     outcome: Outcome, values: Sequence[PeriodValue], period: Period, start: Period
-) -> tuple[Limits | None, int, dict[str, Any] | None]:
+) -> tuple[Limits | None, int, BaselineModel | None]:
     """`baseline_limits`, or with `policy.seasonality`/`policy.trend` the limits around the
     fitted line at `period` (cycles.baseline), and the line for the record (`baseline_model`)."""
     policy = outcome.policy
@@ -212,17 +212,17 @@ def baseline_chart(
     if line is None:
         return None, len(base), None
     shown = [Period.parse(v.period, outcome.cadence) for v in values if v.period >= first]
-    model = {
-        "line": line.describe(),
-        "seasonality": line.season,
-        "additive": True,
-        "trend": line.trend,
-        "level": line.level,
-        "moving_range": line.moving_range(),
-        "factors": [line.factor(i) for i in range(line.season or 0)],
-        "centre": {str(p): line.centre(p.index) for p in [*shown, period]},
-        "notes": notes,
-    }
+    model = BaselineModel(
+        line=line.describe(),
+        seasonality=line.season,
+        additive=True,
+        trend=line.trend,
+        level=line.level,
+        moving_range=line.moving_range(),
+        factors=[line.factor(i) for i in range(line.season or 0)],
+        centre={str(p): line.centre(p.index) for p in [*shown, period]},
+        notes=notes,
+    )
     return line.limits(period.index, [v.period for v in base]), len(base), model
 
 
@@ -317,7 +317,7 @@ def review(
         for c in record.checks.results
         if not c.success
     ]
-    drivers = from_extra(record.extra.get("drivers"))
+    drivers = record.extra.drivers
     start = approach_start(
         history, record.approach.name, Period.parse(record.period, outcome.cadence)
     )
@@ -348,9 +348,7 @@ def review(
                 outcome.result.metric,
                 proportion=outcome.result_metric.is_proportion,
                 judged=lambda c: (
-                    not deployment_gaps(
-                        c.actions, from_extra(c.extra.get("drivers")), outcome.policy.deployment_gap
-                    )
+                    not deployment_gaps(c.actions, c.extra.drivers, outcome.policy.deployment_gap)
                 ),
             ),
         )

@@ -10,10 +10,9 @@ from typing import Any
 from pydantic import Field
 
 from cycles.console import approach_text, fmt
-from cycles.effects import from_extra
 from cycles.periods import Period
 from cycles.record import CycleRecord
-from cycles.values import Limits, Value
+from cycles.values import DriverState, Limits, Value
 
 RECENT = 12  # cycles in the report's table
 DECISION_COLOURS = {
@@ -121,7 +120,7 @@ def build_report(records: Sequence[CycleRecord]) -> Report:
     labels = _sorted_labels([*result, *by_period], cadence)
     charts = [_result_chart(records, by_period, result, labels, phase_of)]
     for metric, entries in _drivers(records).items():
-        own = {period: _num(entry.get("value")) for period, entry in entries.items()}
+        own = {period: _num(entry.value) for period, entry in entries.items()}
         values = _merged(records, metric, own)
         charts.append(
             _driver_chart(metric, entries, values, by_period, cadence, phase_of, last.result_metric)
@@ -180,22 +179,20 @@ def _result_chart(
 def _line(record: CycleRecord) -> dict[str, Limits]:
     """A seasonal or trended centre line's limits at every period of `record`'s window, for the
     periods without their own cycle (`baseline_model`, policy.seasonality / policy.trend)."""
-    model = record.extra.get("baseline_model")
-    if not isinstance(model, dict) or record.limits is None:
+    model = record.extra.baseline_model
+    if model is None or record.limits is None:
         return {}
-    centre, half = model.get("centre"), record.limits.upper - record.limits.centre
-    if not isinstance(centre, dict):
-        return {}
+    half = record.limits.upper - record.limits.centre
     return {
         str(p): Limits(centre=c, lower=c - half, upper=c + half)
-        for p, value in centre.items()
+        for p, value in model.centre.items()
         if (c := _num(value)) is not None
     }
 
 
 def _driver_chart(
     metric: str,
-    entries: dict[str, dict[str, Any]],
+    entries: dict[str, DriverState],
     values: dict[str, float | None],
     by_period: dict[str, CycleRecord],
     cadence: str,
@@ -203,20 +200,19 @@ def _driver_chart(
     result: str,
 ) -> MetricChart:
     latest = entries[max(entries, key=lambda p: Period.parse(p, cadence))]
-    first_target = _num(next(iter(entries.values())).get("target"))
+    first_target = _num(next(iter(entries.values())).target)
     points = []
     for label in _sorted_labels([*values, *entries], cadence):
-        entry = entries.get(label, {})
-        found = entry.get("limits")
-        limits: dict[str, Any] = found if isinstance(found, dict) else {}
-        target = _num(entry.get("target")) if entry else None
+        entry = entries.get(label)
+        limits = entry.limits if entry else None
+        target = _num(entry.target) if entry else None
         if target is None and label not in by_period:
             target = first_target
-        moved = entry.get("moved")  # True/False, or a word: improved, flat, worsened
+        share = _num(entry.share_of_target) if entry else None
         words = [
-            f"{share:.0%} of target" if (share := _num(entry.get("share_of_target"))) else "",
-            "met" if entry.get("met") is True else "",
-            moved if isinstance(moved, str) else "moved" if moved is True else "",
+            f"{share:.0%} of target" if share else "",
+            "met" if entry and entry.met else "",
+            (entry.moved or "") if entry else "",  # improved, flat, worsened
         ]
         note = ", ".join(w for w in words if w)
         points.append(
@@ -225,33 +221,31 @@ def _driver_chart(
                 **_bounds(label, cadence),
                 value=values.get(label),
                 phase=phase_of(label),
-                centre=_num(limits.get("centre")),
-                lower=_num(limits.get("lower")),
-                upper=_num(limits.get("upper")),
+                centre=_num(limits.centre) if limits else None,
+                lower=_num(limits.lower) if limits else None,
+                upper=_num(limits.upper) if limits else None,
                 target=target,
                 note=note,
             )
         )
-    parent, depth = latest.get("parent") or result, int(_num(latest.get("depth")) or 1)
+    parent, depth = latest.parent or result, latest.depth
     level = f", level {depth}" if depth > 1 else ""
     title = f"{metric} (driver of {parent}{level})"
     return MetricChart(
         metric=metric,
         role="driver",
         title=title,
-        direction=str(latest.get("direction") or "increase"),
+        direction=latest.direction or "increase",
         points=points,
     )
 
 
-def _drivers(records: Sequence[CycleRecord]) -> dict[str, dict[str, dict[str, Any]]]:
+def _drivers(records: Sequence[CycleRecord]) -> dict[str, dict[str, DriverState]]:
     """metric → period → that cycle's driver entry; in the newest cycle's (tree) order."""
-    found: dict[str, dict[str, dict[str, Any]]] = {}
+    found: dict[str, dict[str, DriverState]] = {}
     for record in reversed(records):
-        entries = record.extra.get("drivers")
-        for entry in entries if isinstance(entries, list) else []:
-            if isinstance(entry, dict) and isinstance(entry.get("metric"), str):
-                found.setdefault(entry["metric"], {})[record.period] = entry
+        for entry in record.extra.drivers:
+            found.setdefault(entry.metric, {})[record.period] = entry
     return found
 
 
@@ -293,10 +287,7 @@ def _with_effects(phases: list[Phase], records: Sequence[CycleRecord]) -> list[P
             if phase.first <= r.period <= phase.last and r.approach is not None
             and r.approach.name == phase.approach
         ]  # fmt: skip
-        effect = next(
-            (e for r in reversed(inside) if (e := from_extra(r.extra.get("effect"))) is not None),
-            None,
-        )
+        effect = next((r.extra.effect for r in reversed(inside) if r.extra.effect), None)
         if effect is not None:
             phase = phase.model_copy(
                 update={"effect": effect.text(), "effect_data": effect.model_dump(mode="json")}
@@ -306,12 +297,12 @@ def _with_effects(phases: list[Phase], records: Sequence[CycleRecord]) -> list[P
 
 
 def _score(record: CycleRecord) -> ScorePoint | None:
-    score = record.extra.get("score")
-    total = _num(score.get("total")) if isinstance(score, dict) else None
-    if total is None or not isinstance(score, dict):
+    score = record.extra.score
+    total = _num(score.total) if score else None
+    if total is None or score is None:
         return None
-    parts = {k: v for k in SCORE_PARTS if (v := _num(score.get(k))) is not None}
-    band = str(score.get("band") or "")
+    parts = {k: v for k in SCORE_PARTS if (v := _num(getattr(score, k))) is not None}
+    band = score.band
     return ScorePoint(
         period=record.period, **_bounds(record.period, record.cadence), total=total, band=band,
         parts=parts,

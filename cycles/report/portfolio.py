@@ -22,7 +22,7 @@ from urllib.parse import quote
 from pydantic import Field
 
 from cycles.declaration.model import Outcome
-from cycles.effects import from_extra
+from cycles.effects import Effect
 from cycles.hierarchy import standing_text, tree_order
 from cycles.numbers import fmt, target_sign
 from cycles.periods import Period
@@ -94,8 +94,8 @@ def tile(
     reviewed = [r for r in live if r.decision is not None]
     last = reviewed[-1] if reviewed else None
     valued = [r for r in live if r.result_value is not None]
-    score = last.extra.get("score") if last else None
-    total = score.get("total") if isinstance(score, dict) else None
+    score = last.extra.score if last else None
+    total = score.total if score else None
     points = build_report(records).charts[0].points if records else []
     return Tile(
         outcome=outcome.outcome,
@@ -111,11 +111,11 @@ def tile(
         value_period=valued[-1].period if valued else None,
         decision=last.decision.value if last and last.decision else None,
         decided=last.period if last else None,
-        summary=str(last.extra.get("summary") or "") if last else "",
+        summary=(last.extra.summary or "") if last else "",
         reasons=list(last.reasons) if last else [],
         score=float(total) if isinstance(total, int | float) and _number(total) else None,
-        band=str(score.get("band") or "") if isinstance(score, dict) else "",
-        effect=effect_text(last.extra.get("effect")) if last else "",
+        band=score.band if score else "",
+        effect=effect_text(last.extra.effect) if last else "",
         flags=flags(outcome, records, now),
         sparkline=sparkline_svg(points, outcome.result.metric) if points else "",
         report=report,
@@ -137,8 +137,7 @@ def flags(outcome: Outcome, records: Sequence[CycleRecord], now: datetime) -> li
         if record.status == "awaiting sign-off":
             out.append(Flag(kind="waiting", text=f"{record.period}: awaiting sign-off"))
         elif record.status == "review pending":
-            pending = record.extra.get("pending")
-            why = pending if isinstance(pending, str) and pending else "review pending"
+            why = record.extra.pending or "review pending"
             out.append(Flag(kind="overdue", text=f"{record.period}: {why}"))
         elif period is not None and period.ends_at(tz) <= now:
             ended = f"{period.end:%Y-%m-%d}"
@@ -146,7 +145,7 @@ def flags(outcome: Outcome, records: Sequence[CycleRecord], now: datetime) -> li
     reviewed = [r for r in live if r.decision is not None]
     if reviewed:
         last = reviewed[-1]
-        summary = str(last.extra.get("summary") or "")
+        summary = last.extra.summary or ""
         hold = last.decision is not None and last.decision.value == "hold"
         if hold and summary.startswith("deployment gap"):
             out.append(Flag(kind="gap", text=f"{last.period}: {summary}"))
@@ -171,10 +170,9 @@ def _period(label: str, cadence: str) -> Period | None:
         return None
 
 
-def effect_text(effect: Any) -> str:
-    """`extra["effect"]` (`{estimate, lower, upper, periods}`, cycles.effects) in words, as the
-    review and the report say it; "" when absent or unreadable."""
-    found = from_extra(effect)
+def effect_text(found: Effect | None) -> str:
+    """A record's `extra.effect` (cycles.effects) in words, as the review and the report say it;
+    "" when absent (or unreadable in an older record)."""
     if found is None:
         return ""
     return (

@@ -56,7 +56,7 @@ def cycle_fields(record: CycleRecord, status: str, completed: list[str]) -> dict
         "limits": None if record.limits is None else record.limits.model_dump(mode="json"),
         "signal": None if record.signal is None else str(record.signal),
         "completed_stages": completed,
-        "extra": redact_data(dict(record.extra)),
+        "extra": redact_data(record.extra.model_dump(mode="json")),
         "updated_at": now(),
     }
 

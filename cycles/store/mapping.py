@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from cycles.record import CheckSummary, CycleRecord
+from cycles.record import CheckSummary, CycleRecord, RecordExtra
 from cycles.values import ActionRun, ApproachRef, CheckResult, Limits, PeriodValue, Stage, StageRun
 
 
@@ -72,7 +72,7 @@ def to_record(row: Any, **children: Any) -> CycleRecord:
         limits=None if row.limits is None else Limits.model_validate(row.limits),
         signal=row.signal,
         updated_at=row.updated_at,
-        extra=row.extra,
+        extra=RecordExtra.stored(row.extra),  # each value read when first asked for
         **children,
     )
 

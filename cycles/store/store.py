@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from cycles.errors import StoreError
 from cycles.numbers import finite
-from cycles.record import CycleRecord
+from cycles.record import CycleRecord, Void
 from cycles.secrets import redact, redact_deep
 from cycles.store import convert, db, locks
 from cycles.store.models import ActionRow, CheckResultRow, CycleRow, MetricValueRow, StageRunRow
@@ -193,8 +193,8 @@ class Store:
             if row is None:
                 return False
             if row.status != "void":
-                void = {"reason": reason, "at": convert.now().isoformat(), "status": row.status}
-                row.extra = {**(row.extra or {}), "void": redact_deep(void)}
+                void = Void(reason=reason, at=convert.now().isoformat(), status=row.status)
+                row.extra = {**(row.extra or {}), "void": redact_deep(void.model_dump(mode="json"))}
                 row.status = "void"
                 row.updated_at = convert.now()
             return True

@@ -151,28 +151,29 @@ def test_assessment_evaluates_every_node(decl: Path) -> None:
     write_data(decl.parent, {"2025-09": (0.185, 820, 0.5, 0.36)})
     outcome = load_yaml(decl)
     record = run_cycle(outcome, "2025-09", store=Store())
-    nodes = record.extra["drivers"]
-    assert [(n["metric"], n["parent"], n["depth"]) for n in nodes] == [
+    nodes = record.extra.drivers
+    assert [(n.metric, n.parent, n.depth) for n in nodes] == [
         ("asks", None, 1), ("opens", "asks", 2), ("promoters", None, 1),
     ]  # fmt: skip
-    by_metric = {n["metric"]: n for n in nodes}
+    by_metric = {n.metric: n for n in nodes}
     for name, node in by_metric.items():
         spec = next(s for _, s, _, _ in outcome.result.driver_nodes() if s.metric == name)
-        assert node["target"] == spec.target and node["deployment"] == spec.deployment
+        assert node.target == spec.target and node.deployment == spec.deployment
         # stored like the result metric: per period, over the same window
         assert [v.period for v in record.metrics[name]] == [
             v.period for v in record.metrics["rate"]
         ]
-        assert node["value"] == pytest.approx(record.metrics[name][-1].value)
-        assert node["share_of_target"] == pytest.approx(node["value"] / node["target"])
-        assert node["met"] == (node["value"] >= node["target"])
+        assert node.value is not None
+        assert node.value == pytest.approx(record.metrics[name][-1].value)
+        assert node.share_of_target == pytest.approx(node.value / node.target)
+        assert node.met == (node.value >= node.target)
 
     asks = by_metric["asks"]
     baseline = xmr_limits(ASKS)
     assert baseline is not None and baseline.upper < 820
-    assert asks["moved"] == "improved" and asks["moved_vs"] == "baseline limits"
-    assert asks["limits"]["upper"] == pytest.approx(baseline.upper)
-    assert by_metric["opens"]["moved"] == "flat" and by_metric["opens"]["met"] is False
+    assert asks.moved == "improved" and asks.moved_vs == "baseline limits"
+    assert asks.limits is not None and asks.limits.upper == pytest.approx(baseline.upper)
+    assert by_metric["opens"].moved == "flat" and by_metric["opens"].met is False
 
 
 def test_a_driver_without_baseline_is_compared_with_its_previous_period(decl: Path) -> None:
@@ -182,9 +183,9 @@ def test_a_driver_without_baseline_is_compared_with_its_previous_period(decl: Pa
     store = Store()
     run_cycle(outcome, "2025-09", store=store)
     record = run_cycle(outcome, "2025-10", store=store)
-    opens = next(n for n in record.extra["drivers"] if n["metric"] == "opens")
-    assert opens["limits"] is None and opens["moved_vs"] == "previous period"
-    assert opens["moved"] == "improved"  # 0.5 -> 0.7
+    opens = next(n for n in record.extra.drivers if n.metric == "opens")
+    assert opens.limits is None and opens.moved_vs == "previous period"
+    assert opens.moved == "improved"  # 0.5 -> 0.7
 
 
 def test_a_driver_check_that_fails_holds_like_the_results(decl: Path) -> None:
@@ -208,7 +209,7 @@ def test_deployment_driver_far_below_target_holds_instead_of_adjusting(decl: Pat
     assert held.decision is DecisionKind.hold
     assert QUOTE in held.reasons
     assert held.next_approach == held.approach  # the approach is not judged
-    assert "asks at 40 % of target" in held.extra["summary"]
+    assert "asks at 40 % of target" in (held.extra.summary or "")
     # 60 % of the target is short, but not far enough below it for a deployment gap
     judged = run_cycle(outcome, "2025-10", store=store)
     assert judged.decision is DecisionKind.adjust

@@ -210,10 +210,11 @@ def test_campaign_is_kept_with_the_review(decl: Path) -> None:
     outcome, store = load_yaml(decl), Store()
     run_cycle(outcome, "2025-09", store=store)
     reviewed = run_cycle(outcome, "2025-10", store=store, campaign="spring")
-    assert reviewed.extra["campaign"] == "spring"
+    assert reviewed.extra.campaign == "spring"
     stored = {c.period: c for c in store.cycles("refer")}
-    assert stored["2025-10"].extra["campaign"] == "spring"
-    assert "campaign" not in stored["2025-09"].extra
+    assert stored["2025-10"].extra.campaign == "spring"
+    assert stored["2025-09"].extra.campaign is None
+    assert "campaign" not in stored["2025-09"].to_json_dict()["extra"]
 
 
 ACTIONS = """\

@@ -160,7 +160,7 @@ def test_sign_off_resumed_with_an_answer(prefect_server: None, decl: Path) -> No
     waiting = Store().get_cycle("refer", "2025-09")
     assert waiting is not None and waiting.status == "awaiting sign-off"
     assert waiting.completed_stages == ["result", "approach", "deployment", "assessment"]
-    assert waiting.extra["proposal"]["decision"] == "adjust"
+    assert waiting.extra.proposal is not None and waiting.extra.proposal.decision == "adjust"
     resume_flow_run(
         run.id, run_input={"answer": "choose_approach", "approach": "nudge", "note": "ask them"}
     )  # type: ignore[attr-defined]
@@ -188,7 +188,9 @@ def test_sign_off_without_prefect_waits(decl: Path) -> None:
     assert record.stages == ["result", "approach", "deployment", "assessment"]
     stored = Store().get_cycle("refer", "2025-09")
     assert stored is not None and stored.status == "awaiting sign-off"
-    assert stored.extra["proposal"]["next_approach"]["params"] == {"usd": 30}
+    proposal = stored.extra.proposal
+    assert proposal is not None and proposal.next_approach is not None
+    assert proposal.next_approach.params == {"usd": 30}
 
 
 @pytest.mark.slow

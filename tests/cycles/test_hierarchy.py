@@ -20,7 +20,7 @@ from cycles.hierarchy import (
     tree_order,
 )
 from cycles.periods import Period
-from cycles.record import CycleRecord
+from cycles.record import ChildStanding, CycleRecord
 from cycles.store import Store
 from cycles.values import DecisionKind
 
@@ -145,7 +145,7 @@ def test_each_child_s_latest_review_up_to_the_parent_s_period() -> None:
         "new": [],
     }
     entries = children_standing(children, Period.parse("2026-10", "monthly"))
-    assert [(e["outcome"], e["period"], e["decision"], e["value"]) for e in entries] == [
+    assert [(e.outcome, e.period, e.decision, e.value) for e in entries] == [
         ("leads", "2026-08", "adjust", 0.3),
         ("new", None, None, None),
         ("ops", "2026-W44", "hold", None),
@@ -157,8 +157,8 @@ def test_each_child_s_latest_review_up_to_the_parent_s_period() -> None:
         "child ops: hold in 2026-W44, no value vs ≥ 0.5",
         "child support: keep, 0.91 ≥ 0.5",
     ]
-    down = [{"outcome": "wait", "period": "2026-10", "decision": "keep", "value": 3.5,
-             "target": 4, "direction": "decrease"}]  # fmt: skip
+    down = [ChildStanding(outcome="wait", period="2026-10", decision=DecisionKind.keep, value=3.5,
+                          target=4, direction="decrease")]  # fmt: skip
     assert children_reasons(down, "2026-10") == ["child wait: keep, 3.5 ≤ 4"]
 
 
@@ -183,4 +183,5 @@ def test_the_parent_s_review_lists_its_children(
                      "value": pytest.approx(0.2), "target": 0.15, "direction": "increase"}  # fmt: skip
     assert data["extra"]["children"] == data["children"]
     alone = run_cycle(child, Period.parse("2025-10", "monthly"), store=store)
-    assert "children" not in alone.extra and alone.to_json_dict()["children"] == []
+    assert alone.extra.children == [] and alone.to_json_dict()["children"] == []
+    assert "children" not in alone.to_json_dict()["extra"]

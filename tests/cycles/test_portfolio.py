@@ -15,7 +15,7 @@ from cycles.declaration import load_yaml
 from cycles.declaration.model import Outcome
 from cycles.engine import run_cycle
 from cycles.periods import Period
-from cycles.record import CycleRecord
+from cycles.record import CycleRecord, RecordExtra
 from cycles.report.data import Point
 from cycles.report.portfolio import (
     Tile,
@@ -26,7 +26,7 @@ from cycles.report.portfolio import (
     tile,
 )
 from cycles.store import Store
-from cycles.values import DecisionKind
+from cycles.values import DecisionKind, Effect
 
 import chromium
 from conftest import ROOT, months, write_declaration, write_monthly_csv
@@ -95,16 +95,18 @@ def test_flags_overdue_reviews_gaps_and_periods_without_a_cycle(workdir: Path) -
 
 
 def test_effect_shown_when_present_and_skipped_when_not() -> None:
-    effect = {"estimate": 0.0956, "lower": 0.0705, "upper": 0.121, "periods": 9,
-              "approach": "promoter-nudge", "level": 0.9}  # fmt: skip
+    effect = Effect(estimate=0.0956, lower=0.0705, upper=0.121, periods=9,
+                    approach="promoter-nudge", level=0.9)  # fmt: skip
     assert effect_text(effect) == (
         "effect of promoter-nudge: +0.10 (90 % interval +0.07 to +0.12) over 9 periods"
     )
-    assert effect_text({"estimate": -2, "lower": -3, "upper": -1, "periods": 1}) == (
+    assert effect_text(Effect(estimate=-2, lower=-3, upper=-1, periods=1)) == (
         "effect: -2.0 (90 % interval -3.0 to -1.0) over 1 period"
     )
-    for missing in (None, {}, {"estimate": 1.0}, {"estimate": "big", "lower": 0, "upper": 2}):
-        assert effect_text(missing) == ""
+    assert effect_text(None) == ""
+    for unreadable in ({}, {"estimate": 1.0}, {"estimate": "big", "lower": 0, "upper": 2}):
+        extra = RecordExtra.stored({"effect": unreadable})  # an older record's
+        assert extra.effect is None and effect_text(extra.effect) == ""
 
 
 def test_sparkline_draws_limits_target_values_and_a_marker_for_a_review_without_a_value() -> None:

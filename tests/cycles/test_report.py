@@ -13,7 +13,7 @@ import pytest
 from cycles.cli import main
 from cycles.declaration import load_yaml
 from cycles.engine import run_cycle
-from cycles.record import CycleRecord
+from cycles.record import CycleRecord, RecordExtra
 from cycles.report import build_report
 from cycles.report.data import Report, label_below
 from cycles.report.svg import artifact_markdown, report_svg
@@ -67,13 +67,13 @@ def with_drivers(records: list[CycleRecord]) -> list[CycleRecord]:
              "limits": {"centre": 55.0, "lower": 40.0, "upper": 70.0}},
             {"metric": "opens", "parent": "asks", "depth": 2, "target": 0.5, "direction": "increase",
              "deployment": False, "value": 0.4, "share_of_target": 0.8, "met": False,
-             "moved": False, "limits": None},
+             "moved": None, "limits": None},
         ]  # fmt: skip
         window = [PeriodValue(period=p, value=50.0 + k) for k, p in enumerate(months("2025-05", 4))]
         out.append(
             record.model_copy(
                 update={
-                    "extra": {**record.extra, "drivers": drivers},
+                    "extra": RecordExtra.stored({**record.extra.model_dump(), "drivers": drivers}),
                     "metrics": {**record.metrics, "asks": window},
                 }
             )
@@ -190,7 +190,9 @@ def test_missing_or_malformed_extras_are_left_out(story: list[CycleRecord]) -> N
     junk = [
         r.model_copy(
             update={
-                "extra": {"drivers": "x" if i % 2 else [{"value": 1}], "score": {"total": "high"}}
+                "extra": RecordExtra.stored(
+                    {"drivers": "x" if i % 2 else [{"value": 1}], "score": {"total": "high"}}
+                )
             }
         )
         for i, r in enumerate(story)
