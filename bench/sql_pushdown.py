@@ -96,7 +96,7 @@ def ensure_data(db: str, rows: int, regenerate: bool) -> str:
     """Create the table unless it already holds `rows` rows; says what it did."""
     import sqlalchemy as sa
 
-    from cycles.store.urls import normalise_url
+    from cycles.urls import normalise_url
 
     url = PG_URL if db == "postgresql" else sqlite_url(rows)
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -167,7 +167,7 @@ def load_sqlite(engine: Any, name: str, rows: int) -> None:
 def drop(db: str, rows: int) -> None:
     import sqlalchemy as sa
 
-    from cycles.store.urls import normalise_url
+    from cycles.urls import normalise_url
 
     if db == "sqlite":
         (CACHE / f"facts-{rows}.db").unlink(missing_ok=True)
@@ -182,8 +182,7 @@ def drop(db: str, rows: int) -> None:
 
 
 def window() -> Any:
-    from connectors.base import Window
-    from cycles.periods import Cadence, Period
+    from cycles.periods import Cadence, Period, Window
 
     first = Period.containing(FIRST, Cadence.monthly)
     return Window(tuple(first + i for i in range(MONTHS)))
@@ -227,7 +226,7 @@ def radar_way(db: str, rows: int) -> tuple[Any, Any]:
 def hand_way(db: str, rows: int) -> tuple[Any, Any]:
     import sqlalchemy as sa
 
-    from cycles.store.urls import normalise_url
+    from cycles.urls import normalise_url
 
     name, (cs, ce) = table_name(rows), CURRENT
     url = PG_URL if db == "postgresql" else sqlite_url(rows)
@@ -264,10 +263,10 @@ def naive_way(db: str, rows: int) -> tuple[Any, Any]:
     import pandas as pd
     import sqlalchemy as sa
 
-    from connectors.base import aggregate, label_periods
     from cycles.checks import evaluate
     from cycles.declaration.model import MetricSpec
-    from cycles.store.urls import normalise_url
+    from cycles.measure import aggregate, label_periods
+    from cycles.urls import normalise_url
 
     url = PG_URL if db == "postgresql" else sqlite_url(rows)
     engine = sa.create_engine(normalise_url(url))

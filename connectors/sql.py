@@ -48,7 +48,7 @@ from connectors.base import (
 from cycles import secrets
 from cycles.errors import ConnectorError
 from cycles.store import db
-from cycles.store.urls import normalise_url
+from cycles.urls import normalise_url
 from cycles.values import CheckResult, PeriodValue
 
 if TYPE_CHECKING:

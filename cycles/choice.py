@@ -145,7 +145,9 @@ def _phase(
             return phase
     sigma = max(sigma, 1e-12 * max(1.0, abs(centre)))  # a constant baseline
     effect = sum(values) / len(values) - centre
-    variance = sigma**2 * (1 / len(values) + 1 / base_n)
+    variance = sigma * sigma * (1 / len(values) + 1 / base_n)  # inf, not OverflowError
+    if not (math.isfinite(effect) and math.isfinite(variance)):
+        return phase  # values near the float limit (1e155²): no estimate
     return phase.model_copy(update={"effect": effect, "variance": variance, "sigma": sigma})
 
 

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from cycles.batch import BatchResult
     from cycles.declaration.model import Outcome
     from cycles.record import CycleRecord
-    from cycles.store import Store
 
 app = App(
     name="radar",
@@ -183,29 +182,13 @@ def _advance(
             for period in periods:
                 yield run_in_flow(outcome, period, review=review, dry_run=dry_run)
         return
+    from cycles import console
     from cycles.engine import parse_period, run_cycle
 
-    store = open_history(create=not dry_run)
+    store = console.open_history(create=not dry_run)
     for period in periods:
         yield run_cycle(outcome, parse_period(outcome, period), store=store, review=review,
                         dry_run=dry_run)  # fmt: skip
-
-
-def open_history(*, create: bool = True) -> Store | None:
-    """The history store (`RADAR_DATABASE_URL`, else the nearest `.radar/`), saying so when a
-    new one is created. None when there is none and `create` is false (a dry run, a read):
-    nothing is written anywhere then."""
-    from cycles import console
-    from cycles.store import Store, default_url
-    from cycles.store.urls import sqlite_file
-
-    url = default_url()
-    file = sqlite_file(url)
-    if file is not None and not file.exists():
-        if not create:
-            return None
-        console.NEW_HISTORY.append(file)  # said once the command succeeds
-    return Store(url)
 
 
 @app.command
@@ -229,7 +212,7 @@ def tick(declaration: str, *, json: bool = False) -> int:
 
     outcome = find(declaration)
     preflight(outcome)
-    store = open_history()
+    store = console.open_history()
     assert store is not None
     now = clock.now()
     turn = plan(outcome, store.cycles(outcome.outcome, light=True), now, now)
@@ -285,7 +268,7 @@ def void(outcome: str, period: str, *, reason: str) -> int:
     if not reason.strip():
         raise UsageError("--reason: say why the cycle is void")
     the_period = _parse(declared, period)
-    store = open_history(create=False)
+    store = console.open_history(create=False)
     if store is None:
         raise UsageError(f"no history here: nothing of {declared.outcome} is recorded")
     try:
@@ -325,7 +308,7 @@ def outcomes(*, json: bool = False) -> int:
     from cycles import console
     from cycles.declaration.loader import declared_outcomes
 
-    store = open_history(create=False)
+    store = console.open_history(create=False)
     rows = []
     for path, outcome, error in declared_outcomes():
         cycles = store.cycles(outcome.outcome, light=True) if store and outcome else []
@@ -440,14 +423,14 @@ def history(outcome: str, *, json: bool = False) -> int:
     from cycles import console
     from cycles.store import default_url
     from cycles.store.fastread import read_cycles
-    from cycles.store.urls import sqlite_file
+    from cycles.urls import sqlite_file
 
     outcome = _outcome_id(outcome)
     url = default_url()
     file = sqlite_file(url)
     records = [] if file is not None and not file.exists() else read_cycles(url, outcome)
     if records is None:  # without SQLAlchemy when it can; else the Store
-        store = open_history(create=False)
+        store = console.open_history(create=False)
         records = store.cycles(outcome) if store else []
     if not records:
         _known_outcome(outcome, url)
@@ -485,7 +468,9 @@ def _known_outcome(name: str, url: str) -> None:
         return
     except DeclarationError:
         pass
-    store = open_history(create=False)
+    from cycles import console
+
+    store = console.open_history(create=False)
     known = sorted(set(declared_names()) | set(store.outcomes() if store else []))
     hint = difflib.get_close_matches(name, known, n=1)
     raise UsageError(
@@ -530,7 +515,7 @@ def report(
     if outcome is None:
         raise UsageError("give an OUTCOME to chart, or --all for every declared outcome")
     outcome = _outcome_id(outcome)
-    store = open_history(create=False)
+    store = console.open_history(create=False)
     records = store.cycles(outcome) if store else []
     if not records:
         from cycles.store import default_url
@@ -584,7 +569,7 @@ def replay_command(
         since = str(_parse(declared, from_)) if from_ is not None else None
     except UsageError as exc:
         raise UsageError(str(exc).replace("--period", "--from", 1)) from None
-    store = open_history(create=False)
+    store = console.open_history(create=False)
     cycles = store.cycles(declared.outcome) if store else []
     if not cycles:
         raise RadarError(
@@ -606,7 +591,7 @@ def _report_all(directory: Path = Path("reports")) -> int:
     from cycles import clock, console
     from cycles.report.portfolio import write_all
 
-    store = open_history(create=False)
+    store = console.open_history(create=False)
     where = console.shown_url(store.url) if store else ""
     index, reports = write_all(store, directory, now=clock.now(), history=where)
     out = console.console()
@@ -678,7 +663,9 @@ def _simulation(outcome: Outcome, before: str | None, **options: int) -> Any:
         except UsageError as exc:
             raise UsageError(str(exc).replace("--period", "--before", 1)) from None
     else:  # the baseline the first cycle was judged on; before any cycle, the latest periods
-        store = open_history(create=False)
+        from cycles import console
+
+        store = console.open_history(create=False)
         recorded = store.cycles(outcome.outcome, light=True) if store else []
         start = (
             Period.parse(recorded[0].period, outcome.cadence)

@@ -15,6 +15,7 @@ from cycles.secrets import redact, redact_data
 
 if TYPE_CHECKING:  # an error line needs no pydantic
     from cycles.record import CycleRecord
+    from cycles.store import Store
     from cycles.values import DriverState
 
 DECISION_STYLE = {
@@ -89,6 +90,22 @@ def escape(text: str) -> str:
 NEW_HISTORY: list[Path] = []  # a history this command created, not yet told about
 
 
+def open_history(*, create: bool = True) -> Store | None:
+    """The history store (`RADAR_DATABASE_URL`, else the nearest `.radar/`), saying so when a
+    new one is created. None when there is none and `create` is false (a dry run, a read):
+    nothing is written anywhere then."""
+    from cycles.store import Store, default_url
+    from cycles.urls import sqlite_file
+
+    url = default_url()
+    file = sqlite_file(url)
+    if file is not None and not file.exists():
+        if not create:
+            return None
+        NEW_HISTORY.append(file)  # said once the command succeeds
+    return Store(url)
+
+
 def history_note(count: int, what: str, *, dry_run: bool = False) -> str:
     """The closing line of a command that ran cycles: how many, and which history holds them
     (and that it is new, if this command created it)."""
@@ -128,7 +145,7 @@ def duration(span: timedelta) -> str:
 
 def shown_url(url: str) -> str:
     """A database URL as people may see it: its password (and any secret) as ***."""
-    from cycles.store.urls import without_password
+    from cycles.urls import without_password
 
     return redact(without_password(url))
 

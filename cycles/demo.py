@@ -39,7 +39,6 @@ def demo_periods(outcome: Outcome) -> list[Period]:
 def run_demo(*, use_prefect: bool, start_server: bool = False) -> int:
     """`start_server`: no Prefect API is configured, so the first flow run would start Prefect's
     temporary server (10-25 s); start it now instead, while the demo loads its data."""
-    from cycles.cli import open_history
     from cycles.engine import preflight
     from cycles.temporary_server import TemporaryServer, api
 
@@ -49,7 +48,7 @@ def run_demo(*, use_prefect: bool, start_server: bool = False) -> int:
     serving = serving_outcomes()
     for declared in (outcome, *serving):
         preflight(declared)
-    store = open_history()
+    store = console.open_history()
     assert store is not None  # created when missing
     out = console.console()
     periods = demo_periods(outcome)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from datetime import date
 
-from connectors.base import Window
 from cycles.baseline import (
     MIN_SEASONS,
     SEASONS,
@@ -21,7 +20,7 @@ from cycles.baseline import (
     spec_of,
 )
 from cycles.declaration.model import Outcome
-from cycles.periods import Period
+from cycles.periods import Period, Window
 
 AUTOCORRELATION = 0.5  # lag-1 autocorrelation above this: XmR limits too narrow
 LOOKBACK_SEASONS = 3  # seasons of history read to look for an undeclared seasonal pattern

@@ -18,12 +18,19 @@ from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import Checks, Connector, DataError, Measurement, SchemaError, Window
+from connectors.base import Checks, Connector, Measurement
 from connectors.registry import action_class, connector_class
 from cycles import clock, drivers, hierarchy, stages
 from cycles.declaration.model import Outcome
-from cycles.errors import ActionError, DeclarationError, UsageError, error_text
-from cycles.periods import Period
+from cycles.errors import (
+    ActionError,
+    DataError,
+    DeclarationError,
+    SchemaError,
+    UsageError,
+    error_text,
+)
+from cycles.periods import Period, Window
 from cycles.policy import Decision
 from cycles.record import CheckSummary, CycleRecord, Proposal, Score
 from cycles.score import score

@@ -68,6 +68,18 @@ class ConnectorError(RadarError):
     """A metric source or action sink failed; names the connector involved."""
 
 
+class DataError(ConnectorError):
+    """The source answered, but its rows cannot be read as the declaration says (bad values)."""
+
+
+class SchemaError(ConnectorError):
+    """The source lacks a column the declaration names; `key` is the metric key that names it."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 class ActionError(RadarError):
     """A Deployment action failed."""
 

@@ -6,9 +6,8 @@ Everything here wraps `cycles.engine`; the stages themselves know nothing of Pre
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -285,6 +284,7 @@ def tick(
     from prefect.runtime import flow_run
 
     from cycles import clock
+    from cycles.later_runs import schedule_review
     from cycles.turn import plan
 
     if slot is None:
@@ -315,49 +315,6 @@ def mark_pending(outcome: Outcome, review: Any) -> None:
     if cycle is not None:
         why = f"{pending_text(outcome, cycle)} (by {local_time(outcome, review.due_at)})"
         history().mark_pending(outcome.outcome, str(review.period), why)
-
-
-def schedule_review(outcome: Outcome, review: Any) -> Any:
-    """A run of this deployment when the review of `review.period` becomes due (its delay is
-    over, or its deadline came); one per period and time, however often a tick asks."""
-    from prefect.deployments import run_deployment
-
-    from cycles import clock
-
-    deployment_id = outcome_deployment(outcome)
-    if deployment_id is None:
-        return None
-    kind = "deadline" if review.deadline else "delay"
-    parameters: dict[str, Any] = {"period": str(review.period), "review": True}
-    if review.deadline:
-        parameters["deadline"] = True
-    return run_deployment(
-        name=deployment_id,
-        parameters=parameters,
-        scheduled_time=clock.to_prefect(review.due_at),
-        idempotency_key=f"radar/{outcome.outcome}/{review.period}/review-{kind}",
-        timeout=0,  # do not wait for it
-        as_subflow=False,
-        tags=[f"radar:review-{kind}"],
-    )
-
-
-# A shard's tick sets, per outcome, the outcome's own deployment (a turn subflow belongs to none)
-OUTCOME_DEPLOYMENTS: ContextVar[Callable[[str], str | None] | None] = ContextVar(
-    "radar_outcome_deployments", default=None
-)
-
-
-def outcome_deployment(outcome: Outcome | str) -> str | None:
-    """The id of the deployment that runs `outcome`'s review and sign-off runs: this run's own
-    deployment, or in a shard's tick the outcome's deployment `<outcome>/<outcome>` (None when
-    there is none)."""
-    from prefect.runtime import deployment
-
-    lookup = OUTCOME_DEPLOYMENTS.get()
-    if lookup is not None:
-        return lookup(outcome if isinstance(outcome, str) else outcome.outcome)
-    return None if deployment.id is None else str(deployment.id)
 
 
 def log_cycle(record: CycleRecord) -> None:

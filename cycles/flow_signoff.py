@@ -21,6 +21,7 @@ from cycles import clock
 from cycles.console import approach_text
 from cycles.engine import Cycle
 from cycles.policy import Decision
+from cycles.record import SignOffRequest
 from cycles.signoff import Answer, SignOff
 
 PAUSE_KEY = "radar-sign-off"
@@ -37,9 +38,9 @@ class SignOffForm(RunInput):
 
 def ask_sign_off(cycle: Cycle, proposal: Decision) -> SignOff | None:
     """Wait for a person's answer about `proposal` (or the deadline)."""
-    requested = cycle.record.extra.get("sign_off_requested")
+    requested = cycle.record.extra.sign_off_requested
     now = clock.now()
-    if requested and now >= datetime.fromisoformat(requested["deadline"]):
+    if requested and now >= datetime.fromisoformat(requested.deadline):
         return SignOff(answer=Answer.hold, by="timeout")
     timeout = cycle.outcome.policy.sign_off_timeout
     form = SignOffForm.with_initial_data(description=_describe(cycle, proposal))
@@ -56,12 +57,12 @@ def ask_sign_off(cycle: Cycle, proposal: Decision) -> SignOff | None:
         return _signed(answer)
     if not requested:
         deadline = now + timeout
-        cycle.record.extra["sign_off_requested"] = {
-            "at": now.isoformat(),
-            "deadline": deadline.isoformat(),
-            "decision": proposal.kind.value,
-            "flow_run": str(flow_run.id),
-        }
+        cycle.record.extra.sign_off_requested = SignOffRequest(
+            at=now.isoformat(),
+            deadline=deadline.isoformat(),
+            decision=proposal.kind.value,
+            flow_run=str(flow_run.id),
+        )
         cycle.save_waiting(new_row=False)
         _schedule_deadline_run(cycle, deadline)
     answer = suspend_flow_run(
@@ -75,7 +76,7 @@ def defer_sign_off(cycle: Cycle, proposal: Decision) -> SignOff | None:
     gets a deployment run of its own, now, which asks (and suspends while it waits)."""
     from prefect.deployments import run_deployment
 
-    from cycles.flow import outcome_deployment
+    from cycles.later_runs import outcome_deployment
 
     deployment_id = outcome_deployment(cycle.outcome)  # a shard's tick: the outcome's own
     if deployment_id is not None:

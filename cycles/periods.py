@@ -131,3 +131,23 @@ class Period:
 
 # A Monday: weekly indices count whole weeks from here.
 _WEEK_ORIGIN = date(1, 1, 1)  # 0001-01-01 is a Monday in the proleptic Gregorian calendar
+
+
+@dataclass(frozen=True)
+class Window:
+    """The periods a metric is asked for: the baseline and, last, the period under review."""
+
+    periods: tuple[Period, ...]
+    timezone: str = "UTC"  # timezone-aware timestamps are read in the outcome's timezone
+
+    @property
+    def current(self) -> Period:
+        return self.periods[-1]
+
+    @property
+    def start(self) -> date:
+        return self.periods[0].start
+
+    @property
+    def end(self) -> date:
+        return self.periods[-1].end

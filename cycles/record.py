@@ -235,18 +235,6 @@ class RecordExtra(Kept):
         setattr(self, name, field.get_default(call_default_factory=True))
         self.model_fields_set.discard(name)
 
-    # The dict `extra` was, for cycles/flow_signoff.py until it reads `sign_off_requested` as an
-    # attribute: declared names only (a typo is a KeyError), values as their JSON.
-    def get(self, name: str) -> Any:
-        if name not in _FIELDS:
-            raise KeyError(name)
-        return self.model_dump(mode="json").get(name)
-
-    def __setitem__(self, name: str, value: Any) -> None:
-        if name not in _FIELDS:
-            raise KeyError(name)
-        setattr(self, name, value)
-
 
 _FIELDS = frozenset(RecordExtra.model_fields)
 _FACTORIES: dict[str, Callable[[], Any]] = {

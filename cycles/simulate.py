@@ -124,8 +124,9 @@ class Simulation(Value):
 
 def read_baseline(outcome: Outcome, before: Period) -> Baseline:
     """The `policy.baseline_periods` periods before `before`, read like a cycle reads them."""
-    from connectors.base import SchemaError, Window
     from cycles.engine import locate_schema_error, open_connector
+    from cycles.errors import SchemaError
+    from cycles.periods import Window
 
     count = outcome.policy.baseline_periods
     window = Window(tuple(before - count + i for i in range(count)), outcome.timezone)

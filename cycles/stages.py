@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from connectors.base import Window
 from cycles.baseline import fit, spec_of
 from cycles.choice import phase_effects
 from cycles.declaration.model import Outcome
 from cycles.drivers import DriverState, is_gap
 from cycles.effects import Effect, estimate
-from cycles.periods import Period
+from cycles.periods import Period, Window
 from cycles.policy import Decision, PolicyInput, decide
 from cycles.record import BaselineModel, CycleRecord
 from cycles.secrets import MASK

@@ -70,7 +70,7 @@ def radar_tick(
     from prefect.runtime import flow_run
 
     from cycles import clock, hierarchy
-    from cycles.flow import OUTCOME_DEPLOYMENTS
+    from cycles.later_runs import OUTCOME_DEPLOYMENTS, DeploymentLookup
     from cycles.sending import sending
 
     logger = get_run_logger()
@@ -198,24 +198,3 @@ def turn_once(outcome: Outcome, period: str, slot: datetime, dry_run: bool) -> s
     if state.is_completed():
         return None
     return redact(state.message or state.name or "did not complete")
-
-
-class DeploymentLookup:
-    """Outcome -> the id of its own deployment `<outcome>/<outcome>` (where its delayed reviews
-    and sign-off runs go), read once per outcome and run; None when it has none."""
-
-    def __init__(self) -> None:
-        self._ids: dict[str, str | None] = {}
-
-    def __call__(self, outcome: str) -> str | None:
-        if outcome not in self._ids:
-            from prefect import get_client
-            from prefect.exceptions import ObjectNotFound
-
-            try:
-                with get_client(sync_client=True) as client:
-                    found: Any = client.read_deployment_by_name(f"{outcome}/{outcome}")
-                self._ids[outcome] = str(found.id)
-            except ObjectNotFound:
-                self._ids[outcome] = None
-        return self._ids[outcome]

@@ -19,6 +19,49 @@ def test_import_contracts_hold() -> None:
     assert "broken" not in proc.stdout.split("Contracts:")[-1].replace("0 broken", "")
 
 
+def _contracts() -> list[dict]:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+
+
+def _top_modules() -> set[str]:
+    """Each module and package directly under cycles/, and connectors."""
+    found = {f"cycles.{p.stem}" for p in (ROOT / "cycles").glob("*.py") if p.stem != "__init__"}
+    found |= {f"cycles.{p.parent.name}" for p in (ROOT / "cycles").glob("*/__init__.py")}
+    return found | {"connectors"}
+
+
+def test_every_module_has_a_layer() -> None:
+    """A new module must be placed in the layers contract (else nothing checks its imports);
+    one below the Prefect layer is also one that must never import Prefect."""
+    layers, no_prefect = (c for c in _contracts() if c["type"] in ("layers", "forbidden"))
+    ranked = [[m.strip() for m in layer.split(":")] for layer in layers["layers"]]
+    placed = [m for layer in ranked for m in layer]
+    assert sorted(placed) == sorted(set(placed))
+    assert set(placed) - _top_modules() == set(), "these are in the contract but not in the tree"
+    assert _top_modules() - set(placed) == set(), "place these in pyproject's layers contract"
+    below_prefect = {m for layer in ranked[ranked.index(["cycles.flow"]) + 2 :] for m in layer}
+    assert set(no_prefect["source_modules"]) == below_prefect
+
+
+def test_no_runtime_import_cycles() -> None:
+    """No two modules import each other at run time, directly or through others (imports for
+    type checking only do not count)."""
+    import grimp
+
+    graph = grimp.build_graph(
+        "cycles", "connectors", exclude_type_checking_imports=True, cache_dir=None
+    )
+    cycles = [
+        (module, other)
+        for module in graph.modules
+        for other in graph.find_modules_directly_imported_by(module)
+        if graph.chain_exists(importer=other, imported=module)
+    ]
+    assert cycles == []
+
+
 def test_cli_help_imports_nothing_heavy() -> None:
     code = (
         "import sys; from cycles.cli import main; main(['--help']); "

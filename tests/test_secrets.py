@@ -37,7 +37,7 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 from cycles import cli
 from cycles.cli import main
 from cycles.periods import Cadence, Period
-from cycles.store.urls import normalise_url
+from cycles.urls import normalise_url
 
 from conftest import ROOT
 

@@ -160,7 +160,7 @@ def fresh_database() -> Iterator[str | None]:
     backs off 2 s each time."""
     import sqlalchemy as sa
 
-    from cycles.store.urls import normalise_url
+    from cycles.urls import normalise_url
 
     base = os.environ.get("RADAR_TEST_POSTGRES_URL")
     if not base:

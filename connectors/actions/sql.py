@@ -53,7 +53,7 @@ from pydantic import Field, SecretStr
 from connectors.actions.base import Action, ActionConfig, ActionContext
 from cycles.errors import ActionError
 from cycles.secrets import redact
-from cycles.store.urls import normalise_url
+from cycles.urls import normalise_url
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -102,7 +102,7 @@ class SqlAction(Action):
         from sqlalchemy.exc import ArgumentError, SQLAlchemyError
         from sqlalchemy.pool import NullPool
 
-        from cycles.declaration.model import render
+        from connectors.actions.template import render
         from cycles.store import db
 
         name, timeout = self.config.name, self.config.timeout

@@ -17,6 +17,14 @@ def key_path(loc: Loc) -> str:
     return out
 
 
+def line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
+    """The line of the nearest key on `loc` that has one (`loc` itself, else its parents)."""
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
 def located(loc: Loc, message: str) -> PydanticCustomError:
     """A validation error for the key path `loc`, relative to where the validator sits."""
     return PydanticCustomError("radar", "{message}", {"message": message, "radar_loc": loc})

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 from pydantic import ValidationError
 
 from cycles import secrets
-from cycles.declaration.errors import Loc, key_path, ranked_errors
+from cycles.declaration.errors import Loc, key_path, line_of, ranked_errors
 from cycles.declaration.model import Outcome
 from cycles.errors import DeclarationError
 
@@ -143,7 +143,7 @@ def _tag(node: Any) -> str | None:
 def _check_scalar(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
     from ruamel.yaml.comments import TaggedScalar
 
-    line = _line(lines, loc)
+    line = line_of(lines, loc)
     if isinstance(node, TaggedScalar):
         tag = _tag(node)
         if tag != "tag:yaml.org,2002:str":
@@ -166,7 +166,7 @@ def _plain(node: Any, loc: Loc, lines: dict[Loc, int]) -> Any:
         raise _TooLarge
     tag = _tag(node) if isinstance(node, CommentedMap | CommentedSeq) else None
     if tag is not None and tag not in _CORE_TAGS:
-        raise _Refused(f"YAML tag {tag} is not allowed in a declaration", loc, _line(lines, loc))
+        raise _Refused(f"YAML tag {tag} is not allowed in a declaration", loc, line_of(lines, loc))
     if isinstance(node, CommentedMap):
         out = {}
         for key, value in node.items():
@@ -222,14 +222,14 @@ def _expand(text: str, loc: Loc, env: _Env) -> str:
             raise DeclarationError(
                 f"environment variable {name} is not set",
                 file=env.path,
-                line=_line(env.lines, loc),
+                line=line_of(env.lines, loc),
                 key=key_path(loc),
             )
         found = os.environ[name]
         if "\x00" in found or any("\ud800" <= c <= "\udfff" for c in found):
             raise DeclarationError(
                 f"environment variable {name} holds bytes that are not text",
-                file=env.path, line=_line(env.lines, loc), key=key_path(loc),
+                file=env.path, line=line_of(env.lines, loc), key=key_path(loc),
             )  # fmt: skip
         if not _names_something(loc):
             secrets.remember(found)
@@ -257,13 +257,6 @@ def _names_something(loc: Loc) -> bool:
     return False
 
 
-def _line(lines: dict[Loc, int], loc: Loc) -> int | None:
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
-
-
 def _located_error(
     exc: ValidationError,
     path: Path,
@@ -272,7 +265,7 @@ def _located_error(
 ) -> DeclarationError:
     errors = ranked_errors(exc)
     # what is written before what is missing, then in file order: fixing top to bottom works
-    errors.sort(key=lambda e: (e[2], _line(lines, e[0]) or 0))
+    errors.sort(key=lambda e: (e[2], line_of(lines, e[0]) or 0))
     loc, message, _ = errors[0]
     names = _unset_names(unset.get(loc, "")) if unset else []
     if names:  # a value left as `${NAME}` because it is not set here: say so, not the symptom
@@ -282,7 +275,10 @@ def _located_error(
         )
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return DeclarationError(
-        secrets.redact(message) + more, file=path, line=_line(lines, loc), key=key_path(loc) or None
+        secrets.redact(message) + more,
+        file=path,
+        line=line_of(lines, loc),
+        key=key_path(loc) or None,
     )
 
 

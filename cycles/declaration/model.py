@@ -27,7 +27,7 @@ from connectors.base import ConnectorConfig
 from connectors.registry import UnknownType, action_class, connector_class
 from cycles.checks import ExpectationSpec, ExpectationSpecError, parse_expectation
 from cycles.choice import Choice
-from cycles.declaration.errors import Loc, first_error, located
+from cycles.declaration.errors import Loc, first_error, line_of, located
 from cycles.numbers import Direction
 from cycles.periods import Cadence
 from cycles.signals import RuleSet
@@ -498,10 +498,7 @@ class Outcome(Strict):
 
     def line_of(self, loc: Loc) -> int | None:
         """The line of the nearest declared key on `loc` (None for the Python form)."""
-        for end in range(len(loc), -1, -1):
-            if loc[:end] in self._lines:
-                return self._lines[loc[:end]]
-        return None
+        return line_of(self._lines, loc)
 
     def with_source(
         self,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cycles.store.urls import default_url, normalise_url
+from cycles.urls import default_url, normalise_url
 
 if TYPE_CHECKING:
     from cycles.store.store import Store

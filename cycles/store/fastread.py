@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, unquote
 from cycles.record import CycleRecord
 from cycles.store import mapping
 from cycles.store.revision import HEAD
-from cycles.store.urls import normalise_url
+from cycles.urls import normalise_url
 
 CONNECT_TIMEOUT_S = 3  # short: a database that does not answer falls back to the Store's own try
 BUSY_TIMEOUT_S = 30

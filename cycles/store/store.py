@@ -16,7 +16,7 @@ from cycles.record import CycleRecord, Void
 from cycles.secrets import redact, redact_deep
 from cycles.store import convert, db, locks
 from cycles.store.models import ActionRow, CheckResultRow, CycleRow, MetricValueRow, StageRunRow
-from cycles.store.urls import default_url, normalise_url
+from cycles.urls import default_url, normalise_url
 from cycles.values import ACTION_FINAL, STAGES, ActionRun, Stage, StageRun
 
 T = TypeVar("T")

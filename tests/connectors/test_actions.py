@@ -22,7 +22,7 @@ from connectors.actions.webhook import WebhookAction, WebhookConfig
 from connectors.registry import action_class
 from cycles import secrets
 from cycles.errors import ActionError
-from cycles.store.urls import normalise_url
+from cycles.urls import normalise_url
 
 from httpserver import HttpTestServer, Received, Reply
 

@@ -22,14 +22,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from connectors.base import Checks, SchemaError, Window, aggregate, label_periods
+from connectors.base import Checks, SchemaError, Window
 from connectors.registry import clear_cache, connector_class
 from connectors.sql import SqlConnector
 from cycles.checks import TRANSLATED, ExpectationSpec, evaluate
 from cycles.declaration.model import MetricSpec
 from cycles.errors import ConnectorError
+from cycles.measure import aggregate, label_periods
 from cycles.periods import Cadence, Period
-from cycles.store.urls import normalise_url
+from cycles.urls import normalise_url
 from cycles.values import CheckResult, PeriodValue
 
 SERVERS = {

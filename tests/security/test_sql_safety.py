@@ -32,7 +32,7 @@ from connectors.sql import SqlConnector, SqlQuery
 from cycles.errors import ActionError, AlreadyRunning, ConnectorError, StoreError
 from cycles.periods import Cadence, Period
 from cycles.store import Store, db, locks
-from cycles.store.urls import normalise_url
+from cycles.urls import normalise_url
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVS = {"postgresql": "RADAR_TEST_POSTGRES_URL", "mysql": "RADAR_TEST_MYSQL_URL"}

@@ -1,4 +1,6 @@
-"""Database URL rules, free of SQLAlchemy so `radar` can resolve the URL cheaply."""
+"""Database URLs: the history's (`RADAR_DATABASE_URL`, else the nearest `.radar/`) and the drivers a
+plain scheme maps to, shared by the store and the SQL connectors; free of SQLAlchemy so `radar`
+resolves the URL cheaply."""
 
 from __future__ import annotations
 
