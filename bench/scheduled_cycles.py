@@ -339,6 +339,7 @@ def in_process(paths: list[Path], url: str) -> float:
     from cycles import clock
     from cycles.declaration import load
     from cycles.engine import run_cycle
+    from cycles.hierarchy import declarations_fixed
     from cycles.store import Store
     from cycles.turn import plan
 
@@ -346,11 +347,12 @@ def in_process(paths: list[Path], url: str) -> float:
     store = Store(url)
     now = clock.now()
     started = time.perf_counter()
-    for outcome in outcomes:
-        turn = plan(outcome, store.cycles(outcome.outcome, light=True), now, now)
-        for due in turn.closing:
-            run_cycle(outcome, due.period, store=store, review=True, repeat_review=False)
-        run_cycle(outcome, turn.opening, store=store)
+    with declarations_fixed():  # as a tick run reads them: once
+        for outcome in outcomes:
+            turn = plan(outcome, store.cycles(outcome.outcome, light=True), now, now)
+            for due in turn.closing:
+                run_cycle(outcome, due.period, store=store, review=True, repeat_review=False)
+            run_cycle(outcome, turn.opening, store=store)
     wall = time.perf_counter() - started
     store.dispose()
     return wall

@@ -180,6 +180,9 @@ def _start_worker(url: str, environ: dict[str, str], cwd: str) -> None:
     os.environ.update(environ)
     os.chdir(cwd)
     _WORKER["url"] = url
+    from cycles.hierarchy import fix_declarations
+
+    fix_declarations()  # each review would read every declaration under ./flows again
 
 
 def _run_one(item: Item, *, period: str | None, review: bool, dry_run: bool) -> BatchResult:

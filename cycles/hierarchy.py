@@ -170,6 +170,12 @@ def declarations_fixed() -> Iterator[None]:
         _FIXED.reset(token)
 
 
+def fix_declarations() -> None:
+    """`declarations_fixed()` for the rest of this process: a `radar run-all` worker, which runs
+    a chunk of one command's outcomes and exits."""
+    _FIXED.set(declared_parents())
+
+
 def declared_parents() -> dict[str, str | None]:
     """Each declared outcome's name → its parent, where `radar run NAME` looks names up (the
     first declaration of a name wins). YAML is read as text, as `find` reads names; a file is

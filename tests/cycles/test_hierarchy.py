@@ -126,6 +126,29 @@ def test_children_and_tree_order_from_the_declarations(workdir: Path) -> None:
     assert tree_order({"a": "b", "b": "a", "c": "gone"}) == [("c", 0), ("a", 0), ("b", 1)]
 
 
+def test_a_tick_or_a_run_all_worker_reads_the_parents_once(workdir: Path) -> None:
+    """Inside `declarations_fixed()` (a shard's tick) and after `fix_declarations()` (a run-all
+    worker) the parents are those read when it began: each review would otherwise read every
+    declaration again. Outside, a new declaration counts at once."""
+    from contextvars import copy_context
+
+    from cycles.hierarchy import declarations_fixed, fix_declarations
+
+    declare(workdir, "ops", "referrals")
+    with declarations_fixed():
+        declare(workdir, "desk", "ops")
+        assert declared_children("ops") == []
+    assert declared_children("ops") == ["desk"]
+
+    def worker() -> list[str]:
+        fix_declarations()
+        declare(workdir, "bench", "ops")
+        return declared_children("ops")
+
+    assert copy_context().run(worker) == ["desk"]
+    assert declared_children("ops") == ["bench", "desk"]
+
+
 # -- the parent's review (pure) -------------------------------------------------------------------
 
 
