@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cycles.declaration.model import Outcome
+    from cycles.turn import Review
 
 
-def schedule_review(outcome: Outcome, review: Any) -> Any:
-    """A run of this deployment when the review of `review.period` becomes due (its delay is
-    over, or its deadline came); one per period and time, however often a tick asks."""
+def schedule_review(outcome: Outcome, review: Review) -> Any:
+    """A run of the outcome's deployment when the review of `review.period` becomes due (its
+    delay is over, or its deadline came); one per period and time, however often a tick asks.
+    None when the outcome has no deployment to run it."""
     from prefect.deployments import run_deployment
 
     from cycles import clock
