@@ -138,12 +138,12 @@ def serving_line(records: Sequence[CycleRecord]) -> str:
         else:
             runs.append((decision, 1))
     last = reviewed[-1]
-    entry = {"value": last.result_value, "target": last.target, "direction": last.direction}
     steps = " → ".join(d + (f" ×{n}" if n > 1 else "") for d, n in runs)
     summary = last.extra.summary or ""
     if runs[-1][0] in ("hold", "switch") and summary:
         steps += f" ({summary})"
-    return console.escape(f"{standing_text(entry)} in {last.period}: {steps}")
+    standing = standing_text(last.result_value, last.target, last.direction)
+    return console.escape(f"{standing} in {last.period}: {steps}")
 
 
 def _local_runner(outcome: Outcome, store: object) -> Callable[[Period], CycleRecord]:

@@ -115,6 +115,12 @@ def build_flow(outcome: Outcome) -> Flow[..., str]:
     return cycle_flow
 
 
+# Subflows radar calls itself, with parameters it made: no pydantic model per call to validate
+# them, and radar's version as theirs instead of a hash of this file read at each flow built
+# (together a fifth of a shard tick's CPU per outcome)
+SUBFLOW_OPTIONS: dict[str, Any] = {"validate_parameters": False, "version": "radar-cycles"}
+
+
 def build_review_flow(outcome: Outcome) -> Flow[..., str]:
     """The subflow a tick runs for each due review: a flow run named `<outcome>/<period>`
     holding that period's remaining stages (Assessment and Review)."""
@@ -164,12 +170,6 @@ def build_turn_flow(outcome: Outcome) -> Flow[..., str]:
         log_prints=False,
         **SUBFLOW_OPTIONS,
     )(turn)
-
-
-# Subflows radar calls itself, with parameters it made: no pydantic model per call to validate
-# them, and radar's version as theirs instead of a hash of this file read at each flow built
-# (together a fifth of a shard tick's CPU per outcome)
-SUBFLOW_OPTIONS: dict[str, Any] = {"validate_parameters": False, "version": "radar-cycles"}
 
 
 @contextmanager

@@ -130,16 +130,15 @@ def children_reasons(entries: Iterable[ChildStanding], period: str) -> list[str]
             reasons.append(f"child {name}: no review yet")
             continue
         when = f" in {entry.period}" if entry.period != period else ""
-        standing = standing_text(entry.model_dump())
+        standing = standing_text(entry.value, entry.target, entry.direction)
         reasons.append(f"child {name}: {entry.decision.value}{when}, {standing}")
     return reasons
 
 
-def standing_text(entry: Mapping[str, Any]) -> str:
-    """ "0.91 ≥ 0.9" when the target is met, "0.42 vs ≥ 0.5" when not; "no value" without one."""
-    value, target = entry.get("value"), entry.get("target")
-    decrease = entry.get("direction") == Direction.decrease  # an older entry without one: increase
-    direction = Direction.decrease if decrease else Direction.increase
+def standing_text(value: float | None, target: float | None, direction: str | None) -> str:
+    """ "0.91 ≥ 0.9" when the target is met, "0.42 vs ≥ 0.5" when not; "no value" without one.
+    No direction (an entry older than its field): increase."""
+    direction = direction or Direction.increase
     cmp = target_sign(direction)
     if not isinstance(value, int | float):
         return f"no value vs {cmp} {fmt(target)}"

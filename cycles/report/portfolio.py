@@ -23,8 +23,8 @@ from pydantic import Field
 
 from cycles.declaration.model import Outcome
 from cycles.effects import Effect
-from cycles.hierarchy import standing_text, tree_order
-from cycles.numbers import fmt, target_sign
+from cycles.hierarchy import tree_order
+from cycles.numbers import fmt, met, target_sign
 from cycles.periods import Period
 from cycles.record import CycleRecord
 from cycles.report.data import DECISION_COLOURS, Point, build_report
@@ -366,9 +366,8 @@ def _tile_html(t: Tile) -> str:
     cmp = target_sign(t.direction)
     target = f"target {_esc(t.result_metric)} {cmp} {fmt(t.target)}"
     if t.value is not None:
-        entry = {"value": t.value, "target": t.target, "direction": t.direction}
-        met = "vs" not in standing_text(entry)
-        word = '<span class="met">met</span>' if met else '<span class="short">not met</span>'
+        reached = t.target is None or met(t.value, t.target, t.direction)
+        word = '<span class="met">met</span>' if reached else '<span class="short">not met</span>'
         standing = f"<b>{fmt(t.value)}</b> in {_esc(t.value_period)} · {target} · {word}"
     else:
         standing = f"no value yet · {target}"
