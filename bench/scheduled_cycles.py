@@ -3,7 +3,9 @@
 Set-up (untimed unless it says): N generated outcomes `bench-0000`... in a temp project (the
 `_sample.py` outcome: 24 months of daily CSV rows, each outcome its own copy); the history in a
 fresh PostgreSQL database; a real `prefect server start` on 127.0.0.1 (`--server postgres`, the
-default: its own fresh PostgreSQL database through asyncpg; `sqlite`: Prefect's default file).
+default: its own fresh PostgreSQL database through asyncpg; `sqlite`: Prefect's default file)
+with the settings README "Running many outcomes" recommends (SERVER_SETTINGS; `--stock-server`
+for Prefect's defaults, `--server-setting NAME=VALUE` to try others).
 `radar deploy --shards S` (timed, reported) deploys the outcomes and S tick deployments
 `radar-tick/monthly-<k>of<S>`. Every outcome's previous month M-1 is opened in-process (as the
 tick of M-1 would have opened it), then W `prefect worker start --pool radar` process workers
@@ -22,15 +24,17 @@ Measured:
               history: the work itself.
 Also reported: peak RSS per worker (the worker process and the tick runs it started, sampled
 every 0.5 s) with each tick run's RSS at a quarter, half and three quarters of its life (flat
-memory), the answers of 5xx/429 the server gave (its access log), and the load average.
+memory), the answers of 5xx/429 the server gave and the API requests per cycle (its access
+log), and the load average.
 `--strict`: exit 0 only when N outcomes were ticked in under 10 minutes with 0 failed runs.
 
 `--mode per-outcome` measures what the issue started from instead: N runs of the outcomes'
 own deployments (`{"period": M-1}`, all five stages each), each a new process of the worker
 (`--limit` of them at once, default 4), against `run_cycle` in a loop.
 
-Run: .venv/bin/python bench/scheduled_cycles.py --outcomes 1000 --shards 2 --workers 2 --strict
-     [--concurrency 4] [--server postgres|sqlite] [--pg postgresql://postgres@127.0.0.1:5432]
+Run: .venv/bin/python bench/scheduled_cycles.py --outcomes 1000 --concurrency 8 --strict
+     [--shards 2 --workers 2] [--stock-server] [--server postgres|sqlite]
+     [--pg postgresql://postgres@127.0.0.1:5432]
 """
 
 from __future__ import annotations
@@ -58,6 +62,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 from prefect_server import RADAR, PrefectServer, _tree, run_cli  # noqa: E402
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+# The server settings README "Running many outcomes" recommends (`--stock-server`: Prefect's
+# defaults): database connections kept open instead of opened and type-introspected per request
+# beyond 5, and task runs recorded from their events 25 at a time (or each second) instead of
+# one database write per event.
+SERVER_SETTINGS = {
+    "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "25",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+}
 TARGET_S = 600.0  # 1,000 outcomes in under 10 minutes: at least 100 cycles/min
 
 
@@ -165,6 +178,21 @@ def access_errors(log: Path) -> Counter[str]:
         if m:
             path = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "{id}", m[2])
             found[f"{m[3]} {m[1]} {path}"] += 1
+    return found
+
+
+def api_requests(log: Path, start: int = 0) -> Counter[str]:
+    """Every request the server answered (its access log from byte `start`), by method and path."""
+    found: Counter[str] = Counter()
+    pattern = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) (\S+) HTTP/[\d.]+" \d\d\d')
+    with log.open("rb") as f:
+        f.seek(start)
+        text = f.read().decode(errors="replace")
+    for line in text.splitlines():
+        m = pattern.search(line)
+        if m:
+            path = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "{id}", m[2].split("?")[0])
+            found[f"{m[1]} {path}"] += 1
     return found
 
 
@@ -371,13 +399,19 @@ def shards_mode(
     server_db = None
     if args.server == "postgres":
         server_db = fresh_database(base, f"prefect_bench_{tag}").replace("+psycopg2", "+asyncpg")
+    settings = {} if args.stock_server else dict(SERVER_SETTINGS)
+    settings.update(s.split("=", 1) for s in args.server_setting)
     print(f"{n} outcomes; tick of {opened} (reviews {closed}); {os.cpu_count()} CPUs; "
           f"load {load_average()}; server on {args.server}; temp dir {TMP}")  # fmt: skip
+    print("server settings: " + (" ".join(f"{k}={v}" for k, v in settings.items())
+                                 or "Prefect's defaults"))  # fmt: skip
     print(f"seeded {n} openings of {closed} in {seed(paths, closed, history_url):.1f} s")
     started = time.perf_counter()
     with PrefectServer.start(
         TMP / "server", database_url=server_db,
-        server_env={"PREFECT_SERVER_LOGGING_LEVEL": "INFO"},  # the access log: 5xx answers
+        # the access log (every request, 5xx answers) goes to the console handler
+        server_env={"PREFECT_SERVER_LOGGING_LEVEL": "INFO",
+                    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "INFO", **settings},
     ) as server:  # fmt: skip
         print(f"server healthy after {time.perf_counter() - started:.1f} s ({server.url})")
         env = server.env(RADAR_DATABASE_URL=history_url,
@@ -408,7 +442,7 @@ def shards_mode(
                       f"{args.limit}); load {load_average()}")  # fmt: skip
                 sampler = Sampler(workers)
                 sampler.start()
-                started = time.perf_counter()
+                started, mark = time.perf_counter(), server.log.stat().st_size
                 ids = create_runs([t.id for t in ticks], {})
                 wall, runs = wait_final(ids, args.timeout, reviewed_count(history_url, closed))
                 wall = time.perf_counter() - started
@@ -417,7 +451,7 @@ def shards_mode(
                 tails = [w.tail(15) for w in workers]
             problems = check_history(history_url, [p.stem for p in paths], (closed, opened))
             problems += check_prefect([p.stem for p in paths], (closed, opened), runs)
-    errors = access_errors(server.log)
+    errors, requests = access_errors(server.log), api_requests(server.log, mark)
     inproc_url = fresh_database(base, f"radar_bench_{tag}_inproc")
     seed(paths, closed, inproc_url)
     local = in_process(paths, inproc_url)
@@ -446,6 +480,11 @@ def shards_mode(
               f" MB at 1/4, 1/2, 3/4 of its life; peak {max(samples):.0f} MB")  # fmt: skip
     print(f"            API error answers (5xx/429): {sum(errors.values())}"
           + (f" {dict(errors.most_common(5))}" if errors else ""))  # fmt: skip
+    print(
+        f"            API requests during the tick: {sum(requests.values()) / n:.1f} per cycle; "
+        "the most: "
+        + ", ".join(f"{path} {count / n:.1f}" for path, count in requests.most_common(14))
+    )
     if problems:
         print(f"\n{len(problems)} problems; the first: " + "; ".join(problems[:10]))
         for tail in tails:
@@ -535,6 +574,18 @@ def main() -> int:
     parser.add_argument("--server", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument(
         "--pg", default=os.environ.get("RADAR_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+    )
+    parser.add_argument(
+        "--stock-server",
+        action="store_true",
+        help="Prefect's default server settings, not SERVER_SETTINGS",
+    )
+    parser.add_argument(
+        "--server-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the Prefect server process (repeatable)",
     )
     parser.add_argument("--timeout", type=float, default=1800, help="give up after (s)")
     parser.add_argument("--strict", action="store_true", help="exit 1 unless under 10 minutes")

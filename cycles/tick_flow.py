@@ -17,7 +17,9 @@ identity across attempts, so a turn cut short is resumed in the run it began in.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from contextvars import copy_context
 from datetime import datetime
 from pathlib import Path
@@ -90,7 +92,7 @@ def radar_tick(
     lookup = DeploymentLookup()
     token = OUTCOME_DEPLOYMENTS.set(lookup)
     try:  # the declarations' parents are read once per tick, not at each review
-        with sending(), hierarchy.declarations_fixed():
+        with csrf_asked_once(), sending(), hierarchy.declarations_fixed():
             failed.update(run_turns(due, slot, concurrency=concurrency, dry_run=dry_run))
     finally:
         OUTCOME_DEPLOYMENTS.reset(token)
@@ -102,6 +104,46 @@ def radar_tick(
         raise TickFailed(f"{summary} ({listed}); the others are done: run the tick again to retry")
     logger.info(summary)
     return summary
+
+
+@contextmanager
+def csrf_asked_once() -> Iterator[None]:
+    """Ask the server once whether it protects against CSRF, not once per outcome.
+
+    Prefect's client asks for a CSRF token the first time each of its clients changes
+    something, and the engine makes new clients for each outcome's subflow runs and their
+    tracking tasks: 3.5 of a deployed cycle's 31 API requests in bench/scheduled_cycles.py.
+    When the server answers that its CSRF protection is off (Prefect's default), the clients
+    of this run's turns are told so; when it is on, or the question fails, nothing changes.
+    """
+    from prefect.settings import PREFECT_CLIENT_CSRF_SUPPORT_ENABLED, temporary_settings
+
+    if PREFECT_CLIENT_CSRF_SUPPORT_ENABLED.value() and not server_protects_against_csrf():
+        with temporary_settings(updates={PREFECT_CLIENT_CSRF_SUPPORT_ENABLED: False}):
+            yield
+    else:
+        yield
+
+
+def server_protects_against_csrf() -> bool:
+    """False only when the API says its CSRF protection is disabled (as Prefect's client
+    itself concludes, from the same answer); True when it hands out a token or cannot say."""
+    import uuid
+
+    from prefect import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    try:
+        with get_client(sync_client=True) as client:
+            if client.server_type.value == "CLOUD":
+                return True  # Prefect Cloud: its clients never ask
+            client.request("GET", "/csrf-token", params={"client": str(uuid.uuid4())})
+    except PrefectHTTPStatusError as exc:
+        answer = exc.response
+        return not (answer.status_code == 422 and "CSRF protection is disabled" in answer.text)
+    except Exception:  # unreachable now: the turns will say so; Prefect's own handling stays
+        return True
+    return True
 
 
 def load_outcomes(outcomes: dict[str, str]) -> tuple[list[Outcome], dict[str, str]]:

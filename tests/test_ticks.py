@@ -54,6 +54,11 @@ approaches:
     adjust: {{usd: {{step: 10, max: 60}}}}
     actions: {actions}
 """
+# the server's access log (every request it answered) in its log file
+ACCESS_LOG = {
+    "PREFECT_SERVER_LOGGING_LEVEL": "INFO",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "INFO",
+}
 ACTION = '[{name: offer, type: webhook, url: "${HOOK}/hook", payload: {period: "{period}"}}]'
 
 
@@ -191,7 +196,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
     with fresh_database() as database:
         asyncpg = database.replace("+psycopg2", "+asyncpg", 1) if database else None
         AT_ONCE[0] = 4 if database else 2  # a SQLite server: fewer writers at once
-        with PrefectServer.start(root / "prefect", database_url=asyncpg) as started, \
+        with PrefectServer.start(root / "prefect", database_url=asyncpg,
+                                 server_env=ACCESS_LOG) as started, \
                 started.settings():  # fmt: skip
             yield started
             drain()  # before the server stops: this process's flows' logs and events
@@ -352,3 +358,55 @@ def test_a_connector_limit_holds_across_a_ticks_outcomes(
     with get_client(sync_client=True) as c:
         limit = c.read_global_concurrency_limit_by_name("radar-connector-slow_api")
     assert limit.limit == 2 and limit.active_slots == 0
+
+
+def test_a_tick_asks_the_server_about_csrf_once_not_per_outcome(
+    server: PrefectServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cycles.tick_flow import radar_tick, server_protects_against_csrf
+
+    assert server_protects_against_csrf() is False  # Prefect's default: no CSRF protection
+    names = [f"x{i}" for i in range(8)]
+    outcomes = {}
+    for name in names:
+        rows_csv(tmp_path / name / "rate.csv")
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(DECLARATION.format(
+            name=name, connector="crm", query="", actions="[]",
+            source=f"{{type: csv, path: {tmp_path / name / 'rate.csv'}}}",
+        ))  # fmt: skip
+        outcomes[name] = str(path)
+    monkeypatch.setenv("RADAR_DATABASE_URL", f"sqlite:///{tmp_path / 'history.db'}")
+
+    def asked() -> int:
+        return server.log.read_text(errors="replace").count('"GET /api/csrf-token?')
+
+    before = asked()
+    state = radar_tick(shard="csrf-test", outcomes=outcomes, concurrency=2, return_state=True)
+    assert state.is_completed(), state.message
+    assert len(runs_of(*names)) == len(names)  # each outcome's turn ran as its own flow run
+    # without the question, the clients the engine makes for each outcome's subflow runs and
+    # tracking tasks ask (12 here); with it, only the question and the clients the tick run
+    # made before it (its engine's, its log and event workers')
+    assert asked() - before <= 4
+
+
+def test_a_server_that_protects_against_csrf_keeps_its_tokens(
+    server: PrefectServer, tmp_path: Path
+) -> None:
+    from prefect.settings import PREFECT_CLIENT_CSRF_SUPPORT_ENABLED
+
+    from cycles.tick_flow import csrf_asked_once, server_protects_against_csrf
+
+    with csrf_asked_once():  # the module's server has no CSRF protection
+        assert PREFECT_CLIENT_CSRF_SUPPORT_ENABLED.value() is False
+    assert PREFECT_CLIENT_CSRF_SUPPORT_ENABLED.value() is True  # only for the tick's turns
+    with (
+        PrefectServer.start(
+            tmp_path / "csrf", server_env={"PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED": "true"}
+        ) as protected,
+        protected.settings(),
+    ):
+        assert server_protects_against_csrf() is True
+        with csrf_asked_once():
+            assert PREFECT_CLIENT_CSRF_SUPPORT_ENABLED.value() is True
