@@ -222,21 +222,44 @@ def run_turns(
 
 
 def turn_once(outcome: Outcome, period: str, slot: datetime, dry_run: bool) -> str | None:
-    """One outcome's turn subflow; None when it completed, else why it did not (one line)."""
+    """One outcome's turn subflow; None when it completed, else why it did not (one line).
+
+    A turn whose subflow the API refused (a busy server's 503 or 429 after the client's own
+    retries, no answer at all) is tried again, up to TURN_ATTEMPTS times: the turn only does
+    what the history says is still due, so trying again never repeats a stage or an action.
+    """
     from cycles.errors import error_text
     from cycles.flow import turn_flow_of, without_heartbeats
     from cycles.secrets import redact
 
     labels = [f"outcome:{outcome.outcome}", f"cadence:{outcome.cadence.value}"]
-    try:
-        # the shard's run sends heartbeats for all its turns; a subflow's own heartbeat thread
-        # would cost up to a second at each subflow's exit
-        with without_heartbeats(), tags(*labels):
-            state: Any = turn_flow_of(outcome)(
-                period=period, slot=slot, dry_run=dry_run, return_state=True
-            )
-    except Exception as exc:  # the subflow could not even be created (the API, a bug)
-        return redact(error_text(exc))
+    for attempt in range(1, TURN_ATTEMPTS + 1):
+        try:
+            # the shard's run sends heartbeats for all its turns; a subflow's own heartbeat
+            # thread would cost up to a second at each subflow's exit
+            with without_heartbeats(), tags(*labels):
+                state: Any = turn_flow_of(outcome)(
+                    period=period, slot=slot, dry_run=dry_run, return_state=True
+                )
+            break
+        except Exception as exc:  # the subflow could not be created or ended (the API, a bug)
+            if attempt == TURN_ATTEMPTS or not api_refused(exc):
+                return redact(error_text(exc))
+            time.sleep(TURN_BACKOFF_S * attempt)
     if state.is_completed():
         return None
     return redact(state.message or state.name or "did not complete")
+
+
+TURN_ATTEMPTS = 3
+TURN_BACKOFF_S = 5.0  # seconds before the second attempt; twice that before the third
+
+
+def api_refused(exc: BaseException) -> bool:
+    """Whether the Prefect API was too busy to answer (5xx, 429) or could not be reached."""
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    if isinstance(exc, PrefectHTTPStatusError):
+        return exc.response.status_code >= 500 or exc.response.status_code == 429
+    return isinstance(exc, httpx.TransportError)

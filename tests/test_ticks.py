@@ -410,3 +410,56 @@ def test_a_server_that_protects_against_csrf_keeps_its_tokens(
         assert server_protects_against_csrf() is True
         with csrf_asked_once():
             assert PREFECT_CLIENT_CSRF_SUPPORT_ENABLED.value() is True
+
+
+def test_a_turn_the_api_refused_is_tried_again(
+    server: PrefectServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy server's 503 (what Prefect's SQLite-backed server answers under load, after the
+    client's own retries) when a turn's subflow is created: the turn runs again, once."""
+    import httpx
+    from prefect.client.base import PrefectHttpxAsyncClient
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    from cycles import tick_flow
+    from cycles.store import Store
+
+    names = ["r0", "r1", "r2"]
+    outcomes = {}
+    for name in names:
+        rows_csv(tmp_path / name / "rate.csv")
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(DECLARATION.format(
+            name=name, connector="crm", query="", actions="[]",
+            source=f"{{type: csv, path: {tmp_path / name / 'rate.csv'}}}",
+        ))  # fmt: skip
+        outcomes[name] = str(path)
+    history = f"sqlite:///{tmp_path / 'history.db'}"
+    monkeypatch.setenv("RADAR_DATABASE_URL", history)
+    monkeypatch.setattr(tick_flow, "TURN_BACKOFF_S", 0.1)
+    refused: list[str] = []
+    send = PrefectHttpxAsyncClient.send
+
+    async def busy_once(self: Any, request: httpx.Request, *args: Any, **kwargs: Any) -> Any:
+        # the first tracking task run of a turn's subflow: the server is busy
+        if request.method == "POST" and request.url.path.endswith("/task_runs/") and not refused:
+            refused.append(request.url.path)
+            answer = httpx.Response(503, request=request, json={"exception_message": "busy"})
+            raise PrefectHTTPStatusError.from_httpx_error(
+                httpx.HTTPStatusError("503 Service Unavailable", request=request, response=answer)
+            )
+        return await send(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(PrefectHttpxAsyncClient, "send", busy_once)
+    state = tick_flow.radar_tick(
+        shard="busy-test", outcomes=outcomes, concurrency=1, return_state=True
+    )
+    assert refused  # the server did refuse a turn
+    assert state.is_completed(), state.message
+    store = Store(history)
+    for name in names:  # every outcome ticked: this month opened, once
+        [cycle] = [c for c in store.cycles(name) if c.period == this_month()]
+        assert Counter(r.stage.value for r in cycle.stage_runs if r.status == "completed") == (
+            Counter(["result", "approach", "deployment"])
+        )
+    assert Counter(r.name for r in runs_of(*names)) == Counter(f"{n}/{this_month()}" for n in names)
