@@ -169,25 +169,29 @@ class Sampler(threading.Thread):
             self.stop.wait(0.5)
 
 
-def access_errors(log: Path) -> Counter[str]:
+def access_log(log: Path, start: int = 0, end: int | None = None) -> str:
+    """The server's log from byte `start` to `end`."""
+    with log.open("rb") as f:
+        f.seek(start)
+        return f.read(None if end is None else end - start).decode(errors="replace")
+
+
+def access_errors(text: str) -> Counter[str]:
     """5xx and 429 answers in the server's access log, by status and path."""
     found: Counter[str] = Counter()
     pattern = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) (\S+) HTTP/[\d.]+" (5\d\d|429)')
-    for line in log.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         m = pattern.search(line)
         if m:
-            path = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "{id}", m[2])
+            path = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "{id}", m[2].split("?")[0])
             found[f"{m[3]} {m[1]} {path}"] += 1
     return found
 
 
-def api_requests(log: Path, start: int = 0) -> Counter[str]:
-    """Every request the server answered (its access log from byte `start`), by method and path."""
+def api_requests(text: str) -> Counter[str]:
+    """Every request the server answered, by method and path."""
     found: Counter[str] = Counter()
     pattern = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) (\S+) HTTP/[\d.]+" \d\d\d')
-    with log.open("rb") as f:
-        f.seek(start)
-        text = f.read().decode(errors="replace")
     for line in text.splitlines():
         m = pattern.search(line)
         if m:
@@ -449,9 +453,15 @@ def shards_mode(
                 sampler.stop.set()
                 load_after = load_average()
                 tails = [w.tail(15) for w in workers]
+                retried = sum(
+                    w.log.read_text(errors="replace").count("the API refused its turn")
+                    for w in workers
+                )
             problems = check_history(history_url, [p.stem for p in paths], (closed, opened))
             problems += check_prefect([p.stem for p in paths], (closed, opened), runs)
-    errors, requests = access_errors(server.log), api_requests(server.log, mark)
+    before, during = access_log(server.log, 0, mark), access_log(server.log, mark)
+    errors, requests = access_errors(during), api_requests(during)
+    set_up_errors = sum(access_errors(before).values())
     inproc_url = fresh_database(base, f"radar_bench_{tag}_inproc")
     seed(paths, closed, inproc_url)
     local = in_process(paths, inproc_url)
@@ -478,7 +488,8 @@ def shards_mode(
         quarter = [samples[len(samples) * q // 4] for q in (1, 2, 3)]
         print(f"            tick run process {pid}: RSS {', '.join(f'{m:.0f}' for m in quarter)}"
               f" MB at 1/4, 1/2, 3/4 of its life; peak {max(samples):.0f} MB")  # fmt: skip
-    print(f"            API error answers (5xx/429): {sum(errors.values())}"
+    print(f"            API error answers (5xx/429): {sum(errors.values())} during the tick, "
+          f"{set_up_errors} while deploying; turns tried again after one: {retried}"
           + (f" {dict(errors.most_common(5))}" if errors else ""))  # fmt: skip
     print(
         f"            API requests during the tick: {sum(requests.values()) / n:.1f} per cycle; "

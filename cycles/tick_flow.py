@@ -228,6 +228,8 @@ def turn_once(outcome: Outcome, period: str, slot: datetime, dry_run: bool) -> s
     retries, no answer at all) is tried again, up to TURN_ATTEMPTS times: the turn only does
     what the history says is still due, so trying again never repeats a stage or an action.
     """
+    from prefect.logging import get_run_logger
+
     from cycles.errors import error_text
     from cycles.flow import turn_flow_of, without_heartbeats
     from cycles.secrets import redact
@@ -245,7 +247,12 @@ def turn_once(outcome: Outcome, period: str, slot: datetime, dry_run: bool) -> s
         except Exception as exc:  # the subflow could not be created or ended (the API, a bug)
             if attempt == TURN_ATTEMPTS or not api_refused(exc):
                 return redact(error_text(exc))
-            time.sleep(TURN_BACKOFF_S * attempt)
+            wait = TURN_BACKOFF_S * attempt
+            get_run_logger().warning(
+                f"{outcome.outcome}: the API refused its turn ({redact(error_text(exc))[:200]});"
+                f" trying again in {wait:.0f} s"
+            )
+            time.sleep(wait)
     if state.is_completed():
         return None
     return redact(state.message or state.name or "did not complete")
