@@ -141,7 +141,7 @@ def server_protects_against_csrf() -> bool:
     except PrefectHTTPStatusError as exc:
         answer = exc.response
         return not (answer.status_code == 422 and "CSRF protection is disabled" in answer.text)
-    except Exception:  # unreachable now: the turns will say so; Prefect's own handling stays
+    except Exception:  # no answer: the turns will say so; Prefect's own handling stays
         return True
     return True
 
@@ -227,6 +227,8 @@ def turn_once(outcome: Outcome, period: str, slot: datetime, dry_run: bool) -> s
     A turn whose subflow the API refused (a busy server's 503 or 429 after the client's own
     retries, no answer at all) is tried again, up to TURN_ATTEMPTS times: the turn only does
     what the history says is still due, so trying again never repeats a stage or an action.
+    A refusal inside the turn (its review subflow, say) fails the turn's state instead, and
+    the turn is not tried again: a second flow run of the same name would follow it.
     """
     from prefect.logging import get_run_logger
 
