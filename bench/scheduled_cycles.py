@@ -176,27 +176,33 @@ def access_log(log: Path, start: int = 0, end: int | None = None) -> str:
         return f.read(None if end is None else end - start).decode(errors="replace")
 
 
+ANSWER = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) (\S+) HTTP/[\d.]+" (\d\d\d)')
+
+
+def answers(text: str) -> Counter[tuple[str, str, str]]:
+    """The requests the server answered (its access log), by method, path (ids as `{id}`, no
+    query) and status."""
+    found: Counter[tuple[str, str, str]] = Counter()
+    for m in ANSWER.finditer(text):
+        path = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "{id}", m[2].split("?")[0])
+        found[(m[1], path, m[3])] += 1
+    return found
+
+
 def access_errors(text: str) -> Counter[str]:
     """5xx and 429 answers in the server's access log, by status and path."""
     found: Counter[str] = Counter()
-    pattern = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) (\S+) HTTP/[\d.]+" (5\d\d|429)')
-    for line in text.splitlines():
-        m = pattern.search(line)
-        if m:
-            path = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "{id}", m[2].split("?")[0])
-            found[f"{m[3]} {m[1]} {path}"] += 1
+    for (method, path, status), count in answers(text).items():
+        if status.startswith("5") or status == "429":
+            found[f"{status} {method} {path}"] += count
     return found
 
 
 def api_requests(text: str) -> Counter[str]:
     """Every request the server answered, by method and path."""
     found: Counter[str] = Counter()
-    pattern = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) (\S+) HTTP/[\d.]+" \d\d\d')
-    for line in text.splitlines():
-        m = pattern.search(line)
-        if m:
-            path = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "{id}", m[2].split("?")[0])
-            found[f"{m[1]} {path}"] += 1
+    for (method, path, _), count in answers(text).items():
+        found[f"{method} {path}"] += count
     return found
 
 

@@ -158,6 +158,20 @@ def rows_csv(path: Path) -> None:
                              if m <= last_month()})  # fmt: skip
 
 
+def csv_outcomes(directory: Path, names: list[str]) -> dict[str, str]:
+    """Outcomes reading their own monthly CSV, without actions: name -> declaration file."""
+    outcomes = {}
+    for name in names:
+        rows_csv(directory / name / "rate.csv")
+        path = directory / f"{name}.yaml"
+        path.write_text(DECLARATION.format(
+            name=name, connector="crm", query="", actions="[]",
+            source=f"{{type: csv, path: {directory / name / 'rate.csv'}}}",
+        ))  # fmt: skip
+        outcomes[name] = str(path)
+    return outcomes
+
+
 @contextmanager
 def fresh_database() -> Iterator[str | None]:
     """A new PostgreSQL database on RADAR_TEST_POSTGRES_URL's server (None without one): a
@@ -367,15 +381,7 @@ def test_a_tick_asks_the_server_about_csrf_once_not_per_outcome(
 
     assert server_protects_against_csrf() is False  # Prefect's default: no CSRF protection
     names = [f"x{i}" for i in range(8)]
-    outcomes = {}
-    for name in names:
-        rows_csv(tmp_path / name / "rate.csv")
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(DECLARATION.format(
-            name=name, connector="crm", query="", actions="[]",
-            source=f"{{type: csv, path: {tmp_path / name / 'rate.csv'}}}",
-        ))  # fmt: skip
-        outcomes[name] = str(path)
+    outcomes = csv_outcomes(tmp_path, names)
     monkeypatch.setenv("RADAR_DATABASE_URL", f"sqlite:///{tmp_path / 'history.db'}")
 
     def asked() -> int:
@@ -425,15 +431,7 @@ def test_a_turn_the_api_refused_is_tried_again(
     from cycles.store import Store
 
     names = ["r0", "r1", "r2"]
-    outcomes = {}
-    for name in names:
-        rows_csv(tmp_path / name / "rate.csv")
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(DECLARATION.format(
-            name=name, connector="crm", query="", actions="[]",
-            source=f"{{type: csv, path: {tmp_path / name / 'rate.csv'}}}",
-        ))  # fmt: skip
-        outcomes[name] = str(path)
+    outcomes = csv_outcomes(tmp_path, names)
     history = f"sqlite:///{tmp_path / 'history.db'}"
     monkeypatch.setenv("RADAR_DATABASE_URL", history)
     monkeypatch.setattr(tick_flow, "TURN_BACKOFF_S", 0.1)
